@@ -1,0 +1,5 @@
+import sys
+
+from sunorecsys.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""Suno catalogue files -> validated songs table; the sample catalogue generator."""
+
+from sunorecsys.catalog.schema import INTERACTIONS_SCHEMA, REJECTED_SCHEMA, SONGS_SCHEMA, is_safe_song_id
+
+__all__ = ["INTERACTIONS_SCHEMA", "REJECTED_SCHEMA", "SONGS_SCHEMA", "is_safe_song_id"]
