@@ -17,3 +17,17 @@ from sunorecsys.paths import DataPaths  # noqa: E402
 def tmp_data(tmp_path) -> DataPaths:
     """An empty data root for one test."""
     return DataPaths(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> DataPaths:
+    """The default sample catalogue (200 songs, real audio, listening log), generated once per session.
+
+    Read-only: copy it (``shutil.copytree(sample_data.root, ...)``) before writing anything.
+    Ground truth of the damage is at ``sample_data.sample_ground_truth``.
+    """
+    from sunorecsys.catalog.sample import generate_sample_catalogue
+
+    root = tmp_path_factory.mktemp("sample") / "data"
+    generate_sample_catalogue(root)
+    return DataPaths(root)

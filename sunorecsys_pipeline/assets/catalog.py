@@ -1,0 +1,137 @@
+"""Catalog assets: the raw catalogue files, the daily songs table, the listening events."""
+
+
+import collections
+import time
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from sunorecsys.catalog.schema import INTERACTIONS_SCHEMA, REJECTED_SCHEMA, SONGS_SCHEMA
+from sunorecsys.warehouse.parquet import write_partition
+from sunorecsys_pipeline.assets.common import OWNERS
+from sunorecsys_pipeline.checks import SONGS_CHECKS, unique_song_ids
+from sunorecsys_pipeline.metadata import counts_md, histogram_md, table_metadata
+from sunorecsys_pipeline.partitions import daily_partitions, partition_bounds
+from sunorecsys_pipeline.resources import DataRootResource
+
+MAX_LOGGED_REJECTIONS = 200
+SONG_PREVIEW_COLUMNS = ["song_id", "title", "handle", "created_at", "duration_s", "genre", "tags", "play_count"]
+
+
+@dg.asset(
+    group_name="catalog", owners=OWNERS, kinds={"python", "parquet"}, code_version="raw_songs/1",
+    description="The Suno catalogue files in data/raw/ (*.json, *.jsonl: a list, {'songs': [...]} or "
+                "JSON Lines) parsed and validated into data/processed/songs.parquet; rejected records "
+                "go to the rejected_songs table with a reason.",
+)
+def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
+    from sunorecsys.catalog.ingest import (
+        CatalogueFormatError,
+        find_catalogue_files,
+        read_catalogue,
+        write_songs,
+    )
+
+    paths = data_root.paths
+    files = find_catalogue_files(paths.raw_dir)
+    if not files:
+        raise dg.Failure(description=f"no catalogue files (*.json, *.jsonl) in {paths.raw_dir}",
+                         allow_retries=False)
+    started = time.perf_counter()
+    try:
+        result = read_catalogue(files)
+    except CatalogueFormatError as exc:
+        raise dg.Failure(description=f"malformed catalogue file: {exc}", allow_retries=False) from exc
+    write_songs(result, paths)
+    rejected_path = write_partition(result.rejected, paths.warehouse_dir, "rejected_songs",
+                                    schema=REJECTED_SCHEMA)
+    for row in result.rejected.head(MAX_LOGGED_REJECTIONS).itertuples(index=False):
+        context.log.warning(f"rejected song {row.song_id!r} ({row.source_file} record {row.position}): "
+                            f"{row.reason}: {row.detail}")
+    songs = result.songs
+    days = songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d") if len(songs) else pd.Series([])
+    keys = set(daily_partitions.get_partition_keys())
+    outside = sorted(set(days) - keys)
+    if outside:
+        context.log.warning(
+            f"{int(days.isin(outside).sum())} songs fall on days outside the partitions "
+            f"({outside[0]} .. {outside[-1]}): set SUNORECSYS_PARTITIONS_START earlier, or wait for the "
+            "day to end (today's songs are scored tomorrow night)")
+    per_day = collections.Counter(days)
+    return dg.MaterializeResult(metadata={
+        **table_metadata(songs[[c for c in SONG_PREVIEW_COLUMNS if c in songs]], paths.processed_songs),
+        "files": dg.MetadataValue.md("\n".join(f"- `{f}`" for f in result.files)),
+        "rejected": dg.MetadataValue.int(len(result.rejected)),
+        "rejected_reasons": counts_md(dict(collections.Counter(result.rejected["reason"])), "reason", "records"),
+        "rejected_path": dg.MetadataValue.path(str(rejected_path)),
+        "duplicates": dg.MetadataValue.int(int(result.duplicates)),
+        "songs_per_day": counts_md(dict(sorted(per_day.items())), "date", "songs"),
+        "songs_outside_partitions": dg.MetadataValue.int(int(days.isin(outside).sum()) if outside else 0),
+        "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+    })
+
+
+@dg.asset(
+    group_name="catalog", owners=OWNERS, kinds={"parquet"}, code_version="songs/1",
+    partitions_def=daily_partitions, deps=[raw_songs], check_specs=SONGS_CHECKS,
+    description="The songs table, one Parquet file per UTC day of created_at "
+                "(data/warehouse/songs/date=YYYY-MM-DD/part-0.parquet, written atomically).",
+)
+def songs(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
+    paths = data_root.paths
+    key = context.partition_key
+    if not paths.processed_songs.exists():
+        raise dg.Failure(description=f"{paths.processed_songs} is missing: materialize raw_songs first",
+                         allow_retries=False)
+    start, end = partition_bounds(key)
+    ts = pa.timestamp("us", tz="UTC")
+    created = pads.field("created_at")
+    table = pads.dataset(paths.processed_songs).to_table(
+        filter=(created >= pa.scalar(start, ts)) & (created < pa.scalar(end, ts)))
+    path = write_partition(table, paths.warehouse_dir, "songs", key, schema=SONGS_SCHEMA)
+    frame = table.to_pandas()
+    context.log.info(f"songs {key}: {len(frame)} songs -> {path}")
+    return dg.MaterializeResult(
+        metadata={**table_metadata(frame[[c for c in SONG_PREVIEW_COLUMNS if c in frame]], path),
+                  "duration_s": histogram_md(frame.get("duration_s", []), f"song duration {key}",
+                                             "seconds", value_range=None)},
+        check_results=[unique_song_ids(frame)])
+
+
+@dg.asset(
+    group_name="recommender", owners=OWNERS, kinds={"parquet"}, code_version="interactions/1",
+    deps=[raw_songs],
+    description="Listening events (user_id, song_id, timestamp, event, weight) from "
+                "data/raw/interactions.{csv,parquet,jsonl}; events for songs not in the catalogue are "
+                "counted and dropped. Table: data/warehouse/interactions/part-0.parquet.",
+)
+def interactions(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
+    from sunorecsys.catalog.interactions import read_interactions
+
+    paths = data_root.paths
+    if not paths.processed_songs.exists():
+        raise dg.Failure(description=f"{paths.processed_songs} is missing: materialize raw_songs first",
+                         allow_retries=False)
+    known = set(pd.read_parquet(paths.processed_songs, columns=["song_id"])["song_id"])
+    events, stats = read_interactions(paths, known_song_ids=known)
+    path = write_partition(events, paths.warehouse_dir, "interactions", schema=INTERACTIONS_SCHEMA)
+    if stats.get("unknown_song_events"):
+        context.log.warning(f"{stats['unknown_song_events']} events name songs that are not in the "
+                            "catalogue; they were dropped")
+    if stats.get("malformed_rows"):
+        context.log.warning(f"{stats['malformed_rows']} malformed interaction rows were dropped")
+    meta = table_metadata(events, path)
+    meta["users"] = dg.MetadataValue.int(int(events["user_id"].nunique()) if len(events) else 0)
+    meta["songs_with_events"] = dg.MetadataValue.int(int(events["song_id"].nunique()) if len(events) else 0)
+    for name, value in stats.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            meta[f"stats/{name}"] = dg.MetadataValue.int(int(value)) if float(value).is_integer() \
+                else dg.MetadataValue.float(float(value))
+        elif isinstance(value, str):
+            meta[f"stats/{name}"] = dg.MetadataValue.text(value)
+    if len(events):
+        meta["events"] = counts_md(dict(collections.Counter(events["event"])), "event", "count")
+    return dg.MaterializeResult(metadata=meta)

@@ -1,0 +1,35 @@
+"""The code location: ``dagster dev -m sunorecsys_pipeline.definitions`` (or ``make ui``).
+
+``SUNORECSYS_EXECUTOR=k8s`` runs every step in its own pod with dagster-k8s's
+``k8s_job_executor`` (see deploy/README.md); unset, Dagster's default multiprocess executor runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from sunorecsys_pipeline.assets import ALL_ASSETS
+from sunorecsys_pipeline.jobs import JOBS
+from sunorecsys_pipeline.resources import default_resources
+from sunorecsys_pipeline.schedules import nightly_rescoring
+from sunorecsys_pipeline.sensors import catalogue_files_sensor
+
+
+def _executor() -> dg.ExecutorDefinition | None:
+    if os.environ.get("SUNORECSYS_EXECUTOR", "").strip().lower() != "k8s":
+        return None
+    from dagster_k8s import k8s_job_executor  # only on a cluster
+
+    return k8s_job_executor
+
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=JOBS,
+    schedules=[nightly_rescoring],
+    sensors=[catalogue_files_sensor],
+    resources=default_resources(),
+    executor=_executor(),
+)
