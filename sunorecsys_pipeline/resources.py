@@ -86,7 +86,7 @@ class MusicFlamingoResource(dg.ConfigurableResource):
         except Exception:  # noqa: BLE001 - an unusable cache means "not available"
             return False
 
-    def build_scorer(self, paths: DataPaths):
+    def build_scorer(self, paths: DataPaths, fetch: bool = True):
         """A ``MusicFlamingoQualityScorer`` (the model loads lazily, on the first uncached song)."""
         from sunorecsys.quality.flamingo import MusicFlamingoQualityScorer
 
@@ -94,7 +94,8 @@ class MusicFlamingoResource(dg.ConfigurableResource):
 
         kwargs: dict[str, Any] = {"model_id": self.model_ref, "device": self.device,
                                   "batch_size": self.batch_size, "local_files_only": True,
-                                  "prompt": self.prompt or QUALITY_PROMPT_TEMPLATE, "paths": paths}
+                                  "prompt": self.prompt or QUALITY_PROMPT_TEMPLATE, "paths": paths,
+                                  "fetch": fetch}
         if self.max_new_tokens is not None:
             kwargs["max_new_tokens"] = self.max_new_tokens
         return MusicFlamingoQualityScorer(**kwargs)

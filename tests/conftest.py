@@ -31,3 +31,31 @@ def sample_data(tmp_path_factory) -> DataPaths:
     root = tmp_path_factory.mktemp("sample") / "data"
     generate_sample_catalogue(root)
     return DataPaths(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_flamingo(tmp_path_factory) -> dict:
+    """Tiny offline checkpoints (tests/tiny_models.py), built once: ``{(kind, flavour): Path}`` with
+    kind in audioflamingo3 / musicflamingo and flavour 'random' (garbage replies) or 'scripted'
+    (always the same parseable JSON reply)."""
+    from tiny_models import KINDS, build_scripted_flamingo, build_tiny_flamingo
+
+    root = tmp_path_factory.mktemp("tiny_flamingo")
+    out = {}
+    for kind in KINDS:
+        out[(kind, "random")] = build_tiny_flamingo(root / f"{kind}-random", kind)
+        out[(kind, "scripted")] = build_scripted_flamingo(root / f"{kind}-scripted", kind)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_catalogue(tmp_path_factory) -> DataPaths:
+    """A 12-song sample catalogue with real audio (the sample generator at a small size; a few seconds).
+
+    Read-only, like sample_data.
+    """
+    from sunorecsys.catalog.sample import generate_sample_catalogue
+
+    root = tmp_path_factory.mktemp("small_sample") / "data"
+    generate_sample_catalogue(root, n_songs=12, days=2, n_users=5)
+    return DataPaths(root)

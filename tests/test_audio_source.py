@@ -144,7 +144,8 @@ def test_file_scheme_is_refused_even_when_the_caller_lists_it(tmp_data, tmp_path
     target = tmp_path / "local.flac"
     target.write_bytes(flac_bytes)
     with pytest.raises(AudioUnavailable) as err:
-        fetch_audio(target.as_uri(), "loc", tmp_data.audio_dir, allowed_hosts={"127.0.0.1"}, schemes={"http"})
+        fetch_audio(target.as_uri(), "loc", tmp_data.audio_dir, allowed_hosts={"127.0.0.1", "", "localhost"},
+                    schemes={"http", "file"})
     assert err.value.reason == "fetch_refused"
 
 

@@ -200,7 +200,8 @@ def sample_checks(request):
 
     songs = read_catalogue(paths.raw_dir).songs
     # Read-only fixture: fetch=False so nothing is ever written under its audio folder.
-    return paths, songs, run_audio_checks(songs, paths, fetch=False)
+    # Two workers: exercises the process pool on real files (and halves the wait on two cores).
+    return paths, songs, run_audio_checks(songs, paths, fetch=False, workers=2)
 
 
 def test_sample_catalogue_damage_is_ranked_below_clean_songs(sample_checks):

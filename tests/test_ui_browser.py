@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -42,29 +43,12 @@ query ($path: [String!]!) {
 }"""
 
 
-def tiny_catalogue(data_dir: Path) -> None:
-    """Three raw Suno records, used when the shared `sample_data` fixture is not available."""
-    records = [
-        {"id": f"ui-song-{i}", "title": f"UI song {i}", "user_id": "ui-user", "handle": "ui_creator",
-         "created_at": f"2026-11-0{i + 1}T10:00:00Z", "audio_url": None, "model_version": "v4",
-         "play_count": 10 * i, "upvote_count": i, "comment_count": 0, "is_public": True,
-         "metadata": {"tags": "pop, upbeat", "prompt": "a sunny pop song", "duration": 3.0}}
-        for i in range(3)
-    ]
-    (data_dir / "raw").mkdir(parents=True, exist_ok=True)
-    (data_dir / "raw" / "all_songs.json").write_text(json.dumps(records), encoding="utf-8")
-
-
 @pytest.fixture
-def data_dir(request, tmp_path) -> Path:
-    """A writable copy of the shared sample catalogue (or a tiny one if that fixture is not there)."""
+def data_dir(sample_data, tmp_path) -> Path:
+    """A writable copy of the shared sample catalogue (the pipeline writes into its data root)."""
     target = tmp_path / "data"
-    try:
-        sample = request.getfixturevalue("sample_data")
-    except pytest.FixtureLookupError:
-        tiny_catalogue(target)
-        return target
-    shutil.copytree(Path(sample.root), target, ignore=shutil.ignore_patterns("dagster", "warehouse.duckdb"))
+    shutil.copytree(Path(sample_data.root), target,
+                    ignore=shutil.ignore_patterns("dagster", "warehouse.duckdb"))
     return target
 
 
@@ -87,12 +71,15 @@ def test_ui_shows_asset_graph_and_materialization_metadata(data_dir, tmp_path):
 
     profile = tmp_path / "chromium-profile"
     ARTIFACTS.mkdir(exist_ok=True)
+    t0 = time.monotonic()
     with running_dagster(tmp_path / "dagster_home", data_dir, ARTIFACTS / "ui-dagster-dev.log") as server:
+        served_s = time.monotonic() - t0
         client = DagsterGraphQLClient("127.0.0.1", port_number=server.port)
         run_id = client.submit_job_execution("__ASSET_JOB", asset_selection=["raw_songs"],
                                              tags={"sunorecsys/test": "ui-browser"})
         status = wait_for_run(client, run_id, timeout_s=120)
         assert status == "SUCCESS", f"run {run_id} ended {status}:\n{server.log_tail()}"
+        run_s = time.monotonic() - t0 - served_s
 
         latest = graphql(server.url, LATEST_MATERIALIZATION, {"path": ["raw_songs"]})
         materializations = latest["assetOrError"]["assetMaterializations"]
@@ -120,6 +107,9 @@ def test_ui_shows_asset_graph_and_materialization_metadata(data_dir, tmp_path):
         asset_url = f"{server.url}/assets/raw_songs"
         asset_dom = dump_dom(asset_url, profile)
         screenshot(asset_url, ARTIFACTS / "ui-raw_songs.png", profile)
+        browser_s = time.monotonic() - t0 - served_s - run_s
+    print(f"server up {served_s:.1f} s, raw_songs run {run_s:.1f} s, browser {browser_s:.1f} s, "
+          f"teardown {time.monotonic() - t0 - served_s - run_s - browser_s:.1f} s")
 
     # The asset page shows what the run recorded: every label (the UI calls dagster/row_count "Row count").
     labels = {"Row count" if e["label"] == "dagster/row_count" else e["label"] for e in entries

@@ -14,7 +14,6 @@ Usage from other tests: ``build_tiny_flamingo(tmp_dir, "audioflamingo3" | "music
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 KINDS = ("audioflamingo3", "musicflamingo")
@@ -35,18 +34,14 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ("<|im_start|>", "<|im_end|>", "<sound>", "<|sound_bos|>", "<|sound_eos|>")
 
 
-def _tokenizer(work: Path):
+def _tokenizer():
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import Qwen2Tokenizer
 
     vocab = {"<|endoftext|>": 0}
-    for symbol in ByteLevel.alphabet():
+    for symbol in sorted(ByteLevel.alphabet()):
         vocab.setdefault(symbol, len(vocab))
-    vocab_file, merges_file = work / "vocab.json", work / "merges.txt"
-    vocab_file.write_text(json.dumps(vocab), encoding="utf-8")
-    merges_file.write_text("#version: 0.2\n", encoding="utf-8")
-    tok = Qwen2Tokenizer(vocab_file=str(vocab_file), merges_file=str(merges_file),
-                         unk_token=None, bos_token=None, eos_token="<|im_end|>",
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|endoftext|>",
                          pad_token="<|endoftext|>")
     tok.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
     tok.eos_token = "<|im_end|>"
@@ -72,9 +67,7 @@ def build_tiny_flamingo(out_dir: str | Path, kind: str = "audioflamingo3", *, se
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "_tokenizer_src"
-    work.mkdir(exist_ok=True)
-    tok = _tokenizer(work)
+    tok = _tokenizer()
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     features = WhisperFeatureExtractor(feature_size=128)
     audio_config = {"model_type": "audioflamingo3_encoder", "num_mel_bins": 128, "max_source_positions": 1500,
@@ -102,7 +95,64 @@ def build_tiny_flamingo(out_dir: str | Path, kind: str = "audioflamingo3", *, se
     model.generation_config.pad_token_id = 0
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
     return out
+
+
+SCRIPTED_REPLY = ('{"genre": "Synthpop", "tempo": "120 BPM", "key": "C major", "instruments": "synths, drum machine", '
+                  '"production_style": "clean", "mood": "upbeat", "content_usefulness": 0.7, '
+                  '"production_quality": 0.8, "content_enjoyment": 0.6, "production_complexity": 0.5, '
+                  '"overall_recommendation_score": 0.9}')
+
+
+def build_scripted_flamingo(out_dir: str | Path, kind: str = "audioflamingo3", reply: str = SCRIPTED_REPLY) -> Path:
+    """A tiny checkpoint whose greedy reply is always ``reply``: real classes, hand-set weights.
+
+    ``reply`` is added to the tokenizer as one (non-special) token. The decoder layer's output
+    projections are zeroed, so each position's hidden state is its own token embedding (attention,
+    and with it the audio, cannot move it); ``lm_head`` then maps the prompt's last token to the
+    reply token and the reply token to ``<|im_end|>``: a two-step bigram model. This exercises the
+    real load -> process -> generate -> decode path with a parseable answer.
+    """
+    import torch
+    from transformers import AutoProcessor
+
+    path = build_tiny_flamingo(out_dir, kind)
+    processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    tok = processor.tokenizer
+    tok.add_tokens([reply])
+    reply_id = tok.convert_tokens_to_ids(reply)
+    eos_id = tok.convert_tokens_to_ids("<|im_end|>")
+    probe = processor.apply_chat_template([[{"role": "user", "content": [{"type": "text", "text": "x"}]}]],
+                                          tokenize=True, add_generation_prompt=True, return_dict=True)
+    last_id = int(probe["input_ids"][0, -1])
+    processor.save_pretrained(path)
+
+    model_cls = _model_class(kind)
+    model = model_cls.from_pretrained(path, local_files_only=True)
+    model.resize_token_embeddings(len(tok))
+    text = model.model.language_model if hasattr(model.model, "language_model") else model.language_model
+    with torch.no_grad():
+        for layer in text.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb = text.embed_tokens.weight
+        hidden = emb.shape[1]
+        # Two orthogonal directions for the two tokens that matter; every other token is near zero.
+        emb.mul_(0.01)
+        basis = torch.linalg.qr(torch.randn(hidden, 2))[0].T  # (2, hidden), orthonormal rows
+        emb[last_id] = basis[0]
+        emb[reply_id] = basis[1]
+        head = model.get_output_embeddings().weight
+        head.zero_()
+        head[reply_id] = basis[0] * 50
+        head[eos_id] = basis[1] * 50
+    model.config.text_config.vocab_size = len(tok)
+    model.save_pretrained(path)
+    return path
+
+
+def _model_class(kind: str):
+    import transformers
+
+    return {"audioflamingo3": transformers.AudioFlamingo3ForConditionalGeneration,
+            "musicflamingo": transformers.MusicFlamingoForConditionalGeneration}[kind]

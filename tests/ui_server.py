@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,16 +52,27 @@ class DagsterServer:
             return "(no log)"
 
 
-# A fresh browser profile would get Dagster's one-time welcome dialog over every page.
-TEST_INSTANCE_YAML = "\n# added by tests/ui_server.py\nnux:\n  enabled: false\n"
+def instance_config_for_tests() -> dict:
+    """The repo's dagster.yaml plus two test-only settings.
+
+    * ``nux.enabled: false``: a fresh browser profile would get Dagster's one-time welcome dialog
+      over every page.
+    * runs launched by a sensor stay queued (a tag concurrency limit of 0 on
+      ``dagster/sensor_name``): the catalogue sensor sees the copied sample catalogue and queues a
+      run per day, which would otherwise hold both run slots while the test's own run waits.
+    """
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    config["nux"] = {"enabled": False}
+    runs = config.setdefault("concurrency", {}).setdefault("runs", {})
+    runs.setdefault("tag_concurrency_limits", []).append({"key": "dagster/sensor_name", "limit": 0})
+    return config
 
 
 def dagster_env(dagster_home: Path, data_dir: Path) -> dict[str, str]:
-    """Environment for a server with its own instance (the repo's dagster.yaml, welcome dialog off)
-    and its own data root."""
+    """Environment for a server with its own instance (:func:`instance_config_for_tests`) and data root."""
     dagster_home.mkdir(parents=True, exist_ok=True)
-    config = (REPO / "dagster.yaml").read_text(encoding="utf-8") + TEST_INSTANCE_YAML
-    (dagster_home / "dagster.yaml").write_text(config, encoding="utf-8")
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance_config_for_tests(), sort_keys=False),
+                                               encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
     env.update(DAGSTER_HOME=str(dagster_home), SUNORECSYS_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
@@ -98,27 +111,26 @@ def wait_for_server(server: DagsterServer, timeout_s: float = 90) -> float:
 
 
 def stop_server(server: DagsterServer, grace_s: float = 20) -> None:
-    """SIGTERM the server's process group (webserver, daemon, code server, runs), then SIGKILL."""
-    if server.process.poll() is not None:
-        return
-    try:
-        pgid = os.getpgid(server.process.pid)
-    except ProcessLookupError:
-        return
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+    """SIGTERM the server's process group (webserver, daemon, code server, runs), then SIGKILL
+    whatever of the group is left, until nothing is."""
+    pgid = server.process.pid  # start_new_session: the leader's pid is the group id
+    if server.process.poll() is None:
         try:
-            os.killpg(pgid, sig)
+            os.killpg(pgid, signal.SIGTERM)
+            server.process.wait(timeout=grace_s)
         except ProcessLookupError:
-            return
-        try:
-            server.process.wait(timeout=wait_s)
-            # the leader is gone; make sure no child of the group outlives it
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
+            pass
         except subprocess.TimeoutExpired:
-            continue
-        return
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # children that outlived the leader
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    if server.process.poll() is None:
+        server.process.wait(timeout=5)
 
 
 @contextmanager

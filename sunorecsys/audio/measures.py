@@ -2,7 +2,7 @@
 
 All measures run on the file's own sample rate. Measured on a 3-minute 44.1 kHz stereo song on
 one core here (bench/scoring_signal.py): BS.1770 loudness on the original stereo ~0.26 s (on a
-22.05 kHz copy ~0.14 s but 0.5 LU off), 4x true peak with soxr ~0.39 s, Welch spectrum ~0.1 s,
+22.05 kHz copy about half that, but 0.2-0.5 LU off), 4x true peak with soxr ~0.39 s, Welch spectrum ~0.1 s,
 the rest a few tens of ms. The whole check stays well above 50x real time at full rate, so no
 accuracy is traded for speed: loudness and true peak are computed exactly as specified, and the
 bandwidth needs the full rate anyway (a 16 kHz copy could not see anything above 8 kHz).
@@ -108,7 +108,12 @@ def spectrum(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray
 
 
 def bandwidth_hz(freqs: np.ndarray, psd: np.ndarray, fraction: float = BANDWIDTH_ENERGY_FRACTION) -> float:
-    """Frequency (Hz) below which ``fraction`` of the spectral energy lies; 0 for silence."""
+    """Frequency (Hz) below which ``fraction`` of the spectral energy lies; 0 for silence.
+
+    99.9 % rather than 99 %: music's energy sits low, so on the sample catalogue the 99 % point of
+    clean masters ranged from 0.9 to 21.5 kHz (overlapping 3-4 kHz low-passed songs), while the
+    99.9 % point of clean masters stayed above 17 kHz and that of the low-passed ones below 3.5 kHz.
+    """
     cumulative = np.cumsum(psd)
     if cumulative.size == 0 or cumulative[-1] <= 0:
         return 0.0

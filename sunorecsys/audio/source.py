@@ -37,6 +37,7 @@ from sunorecsys.paths import DataPaths
 # Suno's CDNs. Anything else must be allowed explicitly by the caller.
 DEFAULT_ALLOWED_HOSTS: frozenset[str] = frozenset({"cdn1.suno.ai", "cdn2.suno.ai", "audiopipe.suno.ai"})
 DEFAULT_ALLOWED_SCHEMES: frozenset[str] = frozenset({"https"})
+_NETWORK_SCHEMES = frozenset({"http", "https"})
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
@@ -71,7 +72,8 @@ def find_local_audio(song_id: str, audio_dir: Path) -> Path | None:
 def _check_url(url: str, allowed_hosts: Iterable[str], schemes: Iterable[str]) -> None:
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in {s.lower() for s in schemes}:
+    # Whatever the caller allows, only network fetches: file://, ftp://, data: ... never.
+    if scheme not in _NETWORK_SCHEMES or scheme not in {s.lower() for s in schemes}:
         raise AudioUnavailable(FETCH_REFUSED, f"scheme {scheme or '(none)'!r} not allowed: {url}")
     if parts.username or parts.password:
         raise AudioUnavailable(FETCH_REFUSED, f"credentials in URL not allowed: {parts.hostname}")
@@ -105,7 +107,7 @@ def fetch_audio(
 ) -> Path:
     """Download ``url`` into ``audio_dir/<song_id>.<ext>`` (atomic rename) and return the path.
 
-    Refused (``fetch_refused``) unless the scheme is in ``schemes`` and the host in
+    Refused (``fetch_refused``) unless the scheme is http(s) and in ``schemes`` and the host in
     ``allowed_hosts`` (redirects too). ``timeout_s`` bounds each socket wait and the whole transfer;
     ``max_bytes`` is checked against Content-Length and while streaming (``too_large``). The
     extension comes from what soundfile recognises in the bytes; undecodable bytes are not kept

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 CHUNK_CHARS = 8 << 20          # text read per refill of the list parser
 WHOLE_FILE_LIMIT = 256 << 20   # an object-shaped .json file is parsed whole only below this size
 _WS = " \t\n\r"
+_WS_RUN = re.compile(r"[ \t\n\r]*")
 
 
 class CatalogueFormatError(ValueError):
@@ -127,12 +129,15 @@ def _iter_json_list(path: Path) -> Iterator[tuple[int, object]]:
         buf = ""
         pos = 0
         lines_before = 0   # newlines in text already dropped from the buffer
+        line_prefix = 0    # characters of the current line already dropped from the buffer
         bytes_read = 0
         eof = False
 
         def refill() -> None:
-            nonlocal buf, pos, lines_before, bytes_read, eof
-            lines_before += buf.count("\n", 0, pos)
+            nonlocal buf, pos, lines_before, line_prefix, bytes_read, eof
+            dropped_newlines = buf.count("\n", 0, pos)
+            lines_before += dropped_newlines
+            line_prefix = pos - buf.rfind("\n", 0, pos) - 1 if dropped_newlines else line_prefix + pos
             chunk = fh.read(CHUNK_CHARS)
             eof = not chunk
             try:
@@ -145,17 +150,16 @@ def _iter_json_list(path: Path) -> Iterator[tuple[int, object]]:
             pos = 0
 
         def fail(message: str, at: int) -> CatalogueFormatError:
-            line = lines_before + buf.count("\n", 0, at) + 1
-            column = at - buf.rfind("\n", 0, at)
+            newlines = buf.count("\n", 0, at)
+            line = lines_before + newlines + 1
+            column = at - buf.rfind("\n", 0, at) if newlines else line_prefix + at + 1
             return CatalogueFormatError(path, message, line=line, column=column)
 
         def skip_ws() -> None:
             nonlocal pos
             while True:
-                n = len(buf)
-                while pos < n and buf[pos] in _WS:
-                    pos += 1
-                if pos < n or eof:
+                pos = _WS_RUN.match(buf, pos).end()
+                if pos < len(buf) or eof:
                     return
                 refill()
 

@@ -65,8 +65,10 @@ class SampleCatalogue:
 
     def summary(self) -> str:
         damage = ", ".join(f"{k} {v}" for k, v in sorted(self.damage_counts.items())) or "none"
+        audio = (f"{self.n_audio_files} files -> {self.paths.audio_dir}" if self.n_audio_files
+                 else "none written (--no-audio)")
         return (f"songs: {self.n_songs} from {self.n_creators} creators -> {self.catalogue_file}\n"
-                f"audio: {self.n_audio_files} files -> {self.paths.audio_dir}\n"
+                f"audio: {audio}\n"
                 f"damaged (ground truth, never read by the pipeline): {damage} -> {self.ground_truth_file}\n"
                 f"listening log: {self.n_events} events from {self.n_users} users -> {self.interactions_file}\n"
                 f"generated in {self.seconds:.1f} s")

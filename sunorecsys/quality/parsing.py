@@ -57,7 +57,7 @@ _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _SCALE = r"(\s*(?:%|/\s*\d+(?:\.\d+)?|out\s+of\s+\d+(?:\.\d+)?))?"
 _PROSE_PATTERNS = {dim: re.compile(rf"\b{label}\b[\"'*\s:=\-–]{{0,8}}{_NUMBER}{_SCALE}", re.IGNORECASE)
                    for dim, label in _PROSE_LABELS.items()}
-_FIELD_PATTERNS = {f: re.compile(rf"^[\s\-*#\d.]*{f.replace('_', _SEP)}[\"'*\s]*[:\-–][\"'*\s]*(.+?)[\"'*\s,]*$",
+_FIELD_PATTERNS = {f: re.compile(rf"^[\s\-*#\d.\"']*{f.replace('_', _SEP)}[\"'*\s]*[:\-–][\"'*\s]*(.+?)[\"'*\s,]*$",
                                  re.IGNORECASE | re.MULTILINE) for f in DESCRIPTIVE_FIELDS}
 _FENCE = re.compile(r"```(?:json|JSON|python)?\s*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
@@ -249,6 +249,7 @@ def parse_quality_response(text: str | None) -> ParsedResponse:
     notes: list[str] = []
     best: tuple[dict[str, _Value], dict[str, str]] | None = None
     echoes: list[str] = []
+    all_fields: dict[str, str] = {}
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + _balanced_objects(text)
     for candidate in candidates:
         for span in [candidate, *(_balanced_objects(candidate) if candidate.lstrip()[:1] != "{" else [])]:
@@ -260,10 +261,12 @@ def parse_quality_response(text: str | None) -> ParsedResponse:
                     notes.append("reply echoes the prompt's JSON template")
                     echoes.append(span)
                     continue
+                for name, value in fields.items():
+                    all_fields.setdefault(name, value)
                 if best is None or len(found) > len(best[0]):
                     best = (found, fields)
     source = "json" if best and best[0] else None
-    found, fields = best if best else ({}, {})
+    found, fields = (best[0] if best else {}), dict(all_fields)
     if not found:
         # Cut-off JSON or plain prose: look for "label: number" pairs anywhere in the reply.
         prose_text = text
@@ -273,6 +276,7 @@ def parse_quality_response(text: str | None) -> ParsedResponse:
         source = "prose" if found else None
         fields = {**prose_fields, **fields}
     scores = _resolve_scales(found, notes)
+    notes = list(dict.fromkeys(notes))  # fenced JSON is also seen as a bare object: say things once
     missing = [d for d in DIMENSIONS if d not in scores]
     status = "ok" if not missing else "partial" if scores else "failed"
     return ParsedResponse(status=status, scores={d: scores[d] for d in DIMENSIONS if d in scores},

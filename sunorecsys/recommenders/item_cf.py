@@ -7,6 +7,8 @@ sums the seeds' rows. Cold songs have empty rows: they reach users through the t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -35,7 +37,10 @@ class ItemCFChannel:
             self.similarity_ = sp.csr_matrix((n_songs, n_songs), dtype=np.float32)
             return self
         model = BM25Recommender(K=self.neighbours, K1=self.k1, B=self.b, num_threads=self.num_threads)
-        model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
+        with warnings.catch_warnings():
+            # BM25Recommender hands its own weighted COO matrix to all_pairs_knn, which warns about it
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
         sim = sp.csr_matrix(model.similarity, dtype=np.float32)
         sim.setdiag(0)  # a song is not its own neighbour
         sim.eliminate_zeros()

@@ -66,7 +66,7 @@ def _fail_if_every_song_failed(frame: pd.DataFrame, scorer: str, key: str) -> No
     lost, out of memory), not at the songs: fail the step (it is retried) instead of writing a
     partition of failures. The message names the songs and their reasons."""
     errors = frame["error"].fillna("").astype(str)
-    audio_problem = errors.str.split(":").str[0].str.strip().isin(AUDIO_UNAVAILABLE_REASONS)
+    audio_problem = errors.str.match(rf"^(audio\s+)?({'|'.join(AUDIO_UNAVAILABLE_REASONS)})\b")
     if len(frame) >= MIN_SONGS_FOR_MODEL_FAILURE and (frame["status"] == "failed").all() and not audio_problem.any():
         examples = "; ".join(f"song {r['song_id']}: {r['error']}" for r in frame.head(5).to_dict("records"))
         raise dg.Failure(description=f"{scorer} failed on all {len(frame)} songs of {key}: {examples}")
@@ -127,8 +127,8 @@ def audio_checks(context: dg.AssetExecutionContext, data_root: DataRootResource,
                 "GPU pool; weights from the flamingo resource (never downloaded).",
 )
 def flamingo_scores(context: dg.AssetExecutionContext, data_root: DataRootResource,
-                    flamingo: MusicFlamingoResource, quality_gates: QualityGatesResource
-                    ) -> dg.MaterializeResult:
+                    flamingo: MusicFlamingoResource, quality_gates: QualityGatesResource,
+                    audio_checks_settings: AudioChecksResource) -> dg.MaterializeResult:
     from sunorecsys.quality.flamingo import ModelWeightsMissing
     from sunorecsys.quality.results import results_to_frame
 
@@ -137,7 +137,7 @@ def flamingo_scores(context: dg.AssetExecutionContext, data_root: DataRootResour
     song_rows = read_partition(paths, "songs", key)
     started = time.perf_counter()
     try:
-        scorer = flamingo.build_scorer(paths)
+        scorer = flamingo.build_scorer(paths, fetch=audio_checks_settings.fetch_audio)
         version = str(scorer.version)
         results = scorer.score_songs(song_rows, cache_dir=paths.flamingo_cache_dir, progress=False)
     except ModelWeightsMissing as exc:

@@ -15,6 +15,7 @@ from sunorecsys_pipeline.resources import DataRootResource
 
 MODEL_DIR_NAME = "hybrid"
 RECOMMENDATIONS_PER_SONG = 10
+EVALUATION_K = 10
 
 
 class HybridRecommenderConfig(dg.Config):
@@ -28,6 +29,14 @@ class HybridRecommenderConfig(dg.Config):
     quality_threshold: float = 0.4
     use_quality_filter: bool = True
     recommendations_per_song: int = RECOMMENDATIONS_PER_SONG
+
+
+def _params(config: HybridRecommenderConfig) -> dict:
+    """HybridRecommender constructor arguments from the run config."""
+    return {"item_cf_weight": config.item_cf_weight, "item_content_weight": config.item_content_weight,
+            "prompt_weight": config.prompt_weight, "user_weight": config.user_weight,
+            "quality_weight": config.quality_weight, "quality_threshold": config.quality_threshold,
+            "use_quality_filter": config.use_quality_filter}
 
 
 def _songs_frame(paths) -> pd.DataFrame:
@@ -70,11 +79,7 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
     if not paths.flamingo_scores_file.exists():
         raise dg.Failure(description=f"{paths.flamingo_scores_file} is missing: materialize "
                                      "music_flamingo_scores_file first", allow_retries=False)
-    recommender = HybridRecommender(
-        item_cf_weight=config.item_cf_weight, item_content_weight=config.item_content_weight,
-        prompt_weight=config.prompt_weight, user_weight=config.user_weight,
-        quality_weight=config.quality_weight, quality_threshold=config.quality_threshold,
-        use_quality_filter=config.use_quality_filter)
+    recommender = HybridRecommender(**_params(config))
     started = time.perf_counter()
     recommender.fit(song_rows, quality_scores_file=str(paths.flamingo_scores_file),
                     interactions=events.drop(columns=["date"], errors="ignore"))
@@ -108,10 +113,32 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
 
 
 def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, bytes | None, dict]:
-    """Metrics table (one row per variant), the trade-off plot (PNG) and extra metadata."""
-    from sunorecsys.evaluation import evaluate_recommender  # noqa: F401 - wired when the library lands
+    """Metrics table (one row per variant), the trade-off plot (PNG bytes) and extra metadata."""
+    from sunorecsys.evaluation import evaluate_recommender
 
-    raise dg.Failure(description="sunorecsys.evaluation is not available yet", allow_retries=False)
+    song_rows = _songs_frame(paths)
+    events = read_table(paths.warehouse_dir, "interactions").drop(columns=["date"], errors="ignore")
+    if not len(events):
+        raise dg.Failure(description="no listening events: materialize interactions first (and put a log in "
+                                     f"{paths.raw_dir}/interactions.csv)", allow_retries=False)
+    plot_path = paths.models_dir / "evaluation" / "quality_tradeoff.png"
+    report = evaluate_recommender(
+        song_rows, events, quality_scores_file=paths.flamingo_scores_file if paths.flamingo_scores_file.exists()
+        else None, k=EVALUATION_K, params=_params(config), plot_path=plot_path)
+    table = report.table.copy()
+    table.insert(0, "evaluated_at", pd.Timestamp.now(tz="UTC"))
+    table["split_time"] = pd.Timestamp(report.split_time)
+    table["k"] = EVALUATION_K
+    plot = report.plot_path.read_bytes() if report.plot_path is not None and report.plot_path.exists() else None
+    extra = {
+        "users": dg.MetadataValue.int(int(report.n_users)),
+        "split_time": dg.MetadataValue.text(str(report.split_time)),
+        "train_events": dg.MetadataValue.int(int(report.details.get("train_events", 0))),
+        "test_events": dg.MetadataValue.int(int(report.details.get("test_events", 0))),
+        "threshold_sweep": dg.MetadataValue.md(report.sweep.round(4).to_markdown(index=False)),
+        "plot_path": dg.MetadataValue.path(str(plot_path)),
+    }
+    return table, plot, extra
 
 
 @dg.asset(
@@ -128,7 +155,8 @@ def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridReco
     metrics, plot_png, extra = evaluate(paths, config)
     path = write_partition(metrics, paths.warehouse_dir, "evaluation")
     meta = table_metadata(metrics, path)
-    meta["metrics"] = dg.MetadataValue.md(metrics.round(4).to_markdown(index=False))
+    shown = metrics.drop(columns=["evaluated_at", "split_time"], errors="ignore").round(4)
+    meta["metrics"] = dg.MetadataValue.md(shown.to_markdown(index=False))
     if plot_png:
         meta["trade_off"] = png_md(plot_png, "quality filter trade-off")
     meta.update(extra)

@@ -1,0 +1,115 @@
+"""Fusion: weighted sum of per-channel scores, each scaled to [0, 1] first; then the quality rules.
+
+Order of operations (each step documented because each one changes what users see):
+1. each channel's list is scaled to [0, 1] (``normalise_scores``) and multiplied by its weight;
+2. lists are merged by song (scores add up; the proposing channels are remembered);
+3. the quality channel adds ``quality_weight * quality`` to every merged candidate;
+4. seeds (and a listener's heard songs) are excluded;
+5. the quality threshold is applied last, on the merged list: a song scoring below it is removed;
+   a song with no quality score follows ``missing_quality``: "keep" (default, flagged
+   ``quality_missing``) or "drop";
+6. at most ``max_per_creator`` songs of one creator, then the best ``n``;
+7. if fewer than ``n`` remain, the list is topped up from the quality channel's ranking
+   (well-scored, most listened songs), ranked after every real match and under the same rules.
+   A top-up row's score is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sunorecsys.recommenders.base import Candidates, normalise_scores
+
+CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality")
+MISSING_QUALITY_POLICIES = ("keep", "drop")
+
+
+@dataclass(frozen=True)
+class FusionRules:
+    quality_threshold: float | None     # None = no filter
+    missing_quality: str = "keep"
+    max_per_creator: int | None = 3
+
+
+def passes_quality(quality: np.ndarray, threshold: float | None, missing_quality: str) -> np.ndarray:
+    """Boolean mask: score >= threshold, or unscored and the policy keeps unscored songs."""
+    if missing_quality not in MISSING_QUALITY_POLICIES:
+        raise ValueError(f"missing_quality must be one of {MISSING_QUALITY_POLICIES}, got {missing_quality!r}")
+    quality = np.asarray(quality, np.float64)
+    scored = np.isfinite(quality)
+    if threshold is None:
+        return scored | (missing_quality == "keep")
+    return np.where(scored, np.nan_to_num(quality, nan=-1.0) >= threshold, missing_quality == "keep")
+
+
+def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np.ndarray,
+         quality_votes, creators: np.ndarray, exclude: np.ndarray, rules: FusionRules, n: int,
+         fallback: Candidates | None = None) -> list[dict]:
+    """Merge channel lists into at most ``n`` rows: idx, score, quality, quality_missing, channels, channel_scores."""
+    idx_parts, val_parts, bit_parts, norm_parts = [], [], [], []
+    for bit, name in enumerate(CHANNEL_NAMES):
+        cand = lists.get(name)
+        w = float(weights.get(name, 0.0))
+        if name == "quality" or cand is None or len(cand) == 0 or w <= 0:
+            continue
+        norm = normalise_scores(cand.scores)
+        idx_parts.append(cand.idx)
+        val_parts.append(norm * w)
+        norm_parts.append(norm)
+        bit_parts.append(np.full(len(cand), bit, np.int64))
+    q_weight = float(weights.get("quality", 0.0))
+    if not idx_parts and fallback is not None and len(fallback):
+        # only the quality channel speaks (or nothing else found anything): its ranking is the list
+        idx_parts.append(fallback.idx)
+        val_parts.append(np.zeros(len(fallback), np.float32))
+        norm_parts.append(normalise_scores(fallback.scores))
+        bit_parts.append(np.full(len(fallback), CHANNEL_NAMES.index("quality"), np.int64))
+        fallback = None
+    if not idx_parts:
+        return []
+    all_idx = np.concatenate(idx_parts)
+    pool, inv = np.unique(all_idx, return_inverse=True)
+    score = np.bincount(inv, weights=np.concatenate(val_parts), minlength=len(pool))
+    if q_weight > 0:
+        score = score + q_weight * quality_votes(pool)
+    bits = np.zeros(len(pool), np.int64)
+    np.bitwise_or.at(bits, inv, np.left_shift(1, np.concatenate(bit_parts)))
+    per_channel = {}
+    for bits_part, norm, idx in zip(bit_parts, norm_parts, idx_parts):
+        name = CHANNEL_NAMES[int(bits_part[0])]
+        per_channel[name] = dict(zip(idx.tolist(), norm.tolist()))
+
+    keep = ~np.isin(pool, exclude)
+    if fallback is not None and len(fallback):
+        # top-up candidates come after every real match, in the quality channel's order
+        extra = fallback.idx[~np.isin(fallback.idx, pool)]
+        floor = float(score[keep].min()) if keep.any() else 0.0
+        pool = np.concatenate([pool, extra])
+        score = np.concatenate([score, floor - 1.0 - np.arange(len(extra), dtype=np.float64) * 1e-6])
+        bits = np.concatenate([bits, np.full(len(extra), 1 << CHANNEL_NAMES.index("quality"), np.int64)])
+        keep = np.concatenate([keep, ~np.isin(extra, exclude)])
+    if rules.quality_threshold is not None or rules.missing_quality == "drop":
+        keep &= passes_quality(quality[pool], rules.quality_threshold, rules.missing_quality)
+    pool, score, bits = pool[keep], score[keep], bits[keep]
+    order = np.lexsort((pool, -score))
+    rows: list[dict] = []
+    per_creator: dict[int, int] = {}
+    for k in order:
+        song = int(pool[k])
+        creator = int(creators[song])
+        if rules.max_per_creator is not None and creator >= 0:
+            if per_creator.get(creator, 0) >= rules.max_per_creator:
+                continue
+            per_creator[creator] = per_creator.get(creator, 0) + 1
+        q = float(quality[song])
+        names = [name for bit, name in enumerate(CHANNEL_NAMES) if bits[k] >> bit & 1]
+        rows.append({"idx": song, "score": max(float(score[k]), 0.0),
+                     "quality_score": q if np.isfinite(q) else None,
+                     "quality_missing": not np.isfinite(q), "channels": names,
+                     "channel_scores": {c: round(per_channel[c][song], 4)
+                                        for c in names if song in per_channel.get(c, {})}})
+        if len(rows) == n:
+            break
+    return rows

@@ -1,0 +1,1 @@
+"""Import paths the guide uses (``sunorecsys.utils.music_flamingo_quality``)."""
