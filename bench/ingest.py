@@ -4,8 +4,8 @@ Generates a raw catalogue (metadata only, records shaped and sized like the samp
 with 0.1 % bad records and duplicates mixed in) in a temporary folder, then runs each measurement
 in its own child process and reads that child's peak RSS from ``os.wait4``:
 
-- ours: ``read_catalogue`` (stream-parse, validate, normalise, de-duplicate) + ``write_songs``
-  (Parquet, atomic);
+- ours: ``read_catalogue`` (stream-parse, validate, normalise, de-duplicate; big files on 2 worker
+  processes) + ``write_songs`` (Parquet, atomic); peak memory counts the workers too;
 - baseline: ``json.load`` of the same file + ``pandas.json_normalize`` (no validation at all).
 
 Targets: 1 M songs in under 60 s with under 4 GB peak on 2 cores, and not slower than the baseline.
@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,14 +34,14 @@ TARGET_PEAK_GB = 4.0
 
 def generate_catalogue(path: Path, n_records: int, seed: int = 7) -> dict:
     """Write ``n_records`` raw Suno records as one JSON list (one record per line, like a pretty dump)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     import numpy as np
 
     from sunorecsys.catalog.sample import _make_records
 
     rng = np.random.default_rng(seed)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     base, _, _ = _make_records(rng, 2000, start, 300, damaged={})
     offsets = np.sort(rng.uniform(0, 300 * 86400.0, size=n_records))
     plays = np.floor(40 * rng.pareto(1.1, size=n_records)).astype(np.int64)
@@ -86,8 +87,14 @@ def measure_ours(path: Path, out_dir: Path) -> dict:
     t1 = time.perf_counter()
     write_songs(result, DataPaths(out_dir))
     t2 = time.perf_counter()
+    import resource
+
+    # Worker processes (grandchildren of the bench) are not in the parent's wait4 figure: take the
+    # largest one here; total peak <= main + workers x largest worker.
+    worker_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
     return {"read_s": t1 - t0, "write_s": t2 - t1, "seconds": t2 - t0, "songs": len(result.songs),
-            "rejected": len(result.rejected), "duplicates": result.duplicates}
+            "rejected": len(result.rejected), "duplicates": result.duplicates, "worker_gb": worker_gb,
+            "workers": min(2, os.cpu_count() or 1)}
 
 
 def measure_pandas(path: Path) -> dict:
@@ -136,15 +143,17 @@ def main() -> int:
     ours, ours_gb = run_child("ours", catalogue, work / "out")
     base, base_gb = run_child("pandas", catalogue, work / "out")
     rate = ours["songs"] / ours["seconds"]
+    ours_total_gb = ours_gb + ours["workers"] * ours["worker_gb"]
     print(f"ours    : {ours['seconds']:6.1f} s (read+validate {ours['read_s']:.1f} s, Parquet {ours['write_s']:.1f} s) "
-          f"{rate:,.0f} songs/s, peak {ours_gb:.2f} GB; {ours['songs']:,} songs, {ours['rejected']} rejected, "
-          f"{ours['duplicates']} duplicates")
+          f"{rate:,.0f} songs/s; {ours['songs']:,} songs, {ours['rejected']} rejected, {ours['duplicates']} duplicates\n"
+          f"          peak {ours_gb:.2f} GB main + {ours['workers']} workers x {ours['worker_gb']:.2f} GB "
+          f"= at most {ours_total_gb:.2f} GB")
     print(f"baseline: {base['seconds']:6.1f} s (json.load + pandas.json_normalize, no validation) "
           f"{base['songs'] / base['seconds']:,.0f} rows/s, peak {base_gb:.2f} GB")
     print(f"ratio   : baseline/ours time = {base['seconds'] / ours['seconds']:.2f}x, "
-          f"baseline/ours peak memory = {base_gb / ours_gb:.2f}x")
+          f"baseline/ours peak memory = {base_gb / ours_total_gb:.2f}x (ours counted with its workers)")
     ok_time = ours["seconds"] < TARGET_SECONDS * args.records / 1_000_000
-    ok_mem = ours_gb < TARGET_PEAK_GB
+    ok_mem = ours_total_gb < TARGET_PEAK_GB
     ok_base = ours["seconds"] <= base["seconds"]
     print(f"targets : < {TARGET_SECONDS:.0f} s per 1 M songs: {'met' if ok_time else 'MISSED'}; "
           f"< {TARGET_PEAK_GB:.0f} GB peak: {'met' if ok_mem else 'MISSED'}; "

@@ -15,11 +15,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sunorecsys.paths import DataPaths
 
-_CACHE: dict[str, "PipelineOutputs"] = {}
+_CACHE: dict[str, PipelineOutputs] = {}
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,40 @@ def pipeline_outputs(sample_data: DataPaths, tmp_root: Path) -> PipelineOutputs:
     out = PipelineOutputs(work, paths, songs, interactions, checks, quality, scores_file, damaged, truth)
     _CACHE[key] = out
     return out
+
+
+GENRES = {"lo-fi": ["lo-fi", "chill", "study"], "metal": ["metal", "heavy", "guitar"],
+          "jazz": ["jazz", "swing", "sax"]}
+
+
+def synthetic_catalogue(seed: int = 3):
+    """36 songs (12 per genre, 6 creators), 60 listeners who stay in one genre, plus odd cases:
+    a cold lo-fi song (no listens), events for a song that is not in the catalogue."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, (genre, tags) in enumerate(GENRES.items()):
+        for i in range(12):
+            rows.append({"song_id": f"{genre.replace('-', '')}-{i}", "title": f"{genre} song {i}",
+                         "user_id": f"creator-{(g * 2 + i % 2)}", "handle": f"maker{g * 2 + i % 2}",
+                         "tags": list(rng.choice(tags, size=2, replace=False)), "genre": genre,
+                         "prompt": f"a {genre} track about the {['sea', 'city', 'night'][i % 3]}"})
+    rows.append({"song_id": "cold-lofi", "title": "never played", "user_id": "creator-9", "handle": "newbie",
+                 "tags": ["lofi", "chill", "study"], "genre": "lo-fi", "prompt": "a lo-fi track about the sea"})
+    songs = pd.DataFrame(rows)
+    events = []
+    t0 = pd.Timestamp("2026-11-01", tz="UTC")
+    for u in range(60):
+        genre = list(GENRES)[u % 3]
+        pool = [s for s in songs["song_id"] if s.startswith(genre.replace("-", "")) and s != "cold-lofi"]
+        for k, song in enumerate(rng.choice(pool, size=6, replace=False)):
+            ts = t0 + pd.Timedelta(hours=int(rng.integers(0, 300)))
+            events.append((f"user-{u}", song, ts, "play", 1.0))
+            events.append((f"user-{u}", song, ts + pd.Timedelta(minutes=3), "complete", 2.0))
+        # one skipped song from another genre: a play then a skip adds up to nothing
+        other = songs["song_id"][(u * 7) % 24 + (12 if genre == "lo-fi" else 0)]
+        events.append((f"user-{u}", other, t0, "play", 1.0))
+        events.append((f"user-{u}", other, t0 + pd.Timedelta(seconds=10), "skip", -1.0))
+    events += [("user-0", "ghost-song", t0, "play", 1.0), ("user-1", "ghost-song", t0, "complete", 2.0)]
+    interactions = pd.DataFrame(events, columns=["user_id", "song_id", "timestamp", "event", "weight"])
+    quality = {s: 0.8 for s in songs["song_id"]}
+    return songs, interactions, quality

@@ -11,7 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from sunorecsys.catalog.ingest import (
-    CatalogueFormatError, find_catalogue_files, partition_songs, read_catalogue, write_songs,
+    CatalogueFormatError,
+    find_catalogue_files,
+    partition_songs,
+    read_catalogue,
+    write_songs,
 )
 from sunorecsys.catalog.schema import REJECTED_SCHEMA, SONGS_SCHEMA
 
@@ -241,6 +245,9 @@ def test_malformed_json_lines_name_the_line(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [("", "empty"), ("42", "expected a JSON list or object"),
+                                              ('[{"id": "a"},\n]', "line 2, column 1"),
+                                              ('[{"id": "a"}] [1]', "extra data"),
+                                              ('[{"id": "a"} {"id": "b"}]', "expected ',' or ']'"),
                                               ('{"data": []}', "songs"), ('{"songs": {}}', "must be a list")])
 def test_wrong_shapes_are_format_errors(tmp_path, content, message):
     path = tmp_path / "odd.json"
@@ -301,3 +308,74 @@ def test_the_sample_catalogue_ingests_cleanly_with_the_genres_it_was_made_with(s
     assert all(genres[sid] == t["genre"] for sid, t in truth.items())
     parts = partition_songs(result.songs)
     assert len(parts) == 14 and sum(len(p) for p in parts.values()) == 200
+
+
+# --- big files on two cores -----------------------------------------------------------------------------
+
+@pytest.fixture
+def parallel_small(monkeypatch):
+    """Make the parallel path apply to small files, with pieces of a few records."""
+    from sunorecsys.catalog import jsonfiles, parallel_ingest
+
+    monkeypatch.setattr(parallel_ingest, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", 3000)
+
+
+def _mixed_catalogue(path: Path) -> Path:
+    records = []
+    for i in range(60):
+        rec = clip(f"id{i}", created_at=f"2026-11-{1 + i % 14:02d}T10:00:{i % 60:02d}Z", title=f"Canción {i} 🎵")
+        if i % 9 == 0:  # remixes with a list of several objects: "}, {" inside a record
+            rec["metadata"] = dict(rec["metadata"], history=[{"id": "p1", "x": {}}, {"id": "p2"}])
+        records.append(rec)
+    records[7]["id"] = "../../etc/x"
+    records[11]["created_at"] = "soon"
+    records[30] = clip("id3", created_at="2026-12-01T00:00:00Z", title="newer id3")
+    records.insert(20, "not a record")
+    return write_json(path, records)
+
+
+def test_the_parallel_reader_gives_exactly_the_serial_result(tmp_path, parallel_small):
+    path = _mixed_catalogue(tmp_path / "big.json")
+    serial = read_catalogue(path, workers=1)
+    parallel = read_catalogue(path, workers=2)
+    pd.testing.assert_frame_equal(serial.songs, parallel.songs)
+    pd.testing.assert_frame_equal(serial.rejected, parallel.rejected)
+    assert serial.duplicates == parallel.duplicates == 1 and serial.records == parallel.records == 61
+    assert set(parallel.rejected["reason"]) == {"unsafe_id", "bad_timestamp", "not_an_object",
+                                                "duplicate_superseded"}
+
+
+def test_a_malformed_big_file_still_names_the_position(tmp_path, parallel_small):
+    path = _mixed_catalogue(tmp_path / "big.json")
+    text = path.read_text(encoding="utf-8")
+    broken = text.replace('"title": "Canción 40 🎵"', '"title": "Canción 40 🎵" oops')
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(broken)
+    with pytest.raises(CatalogueFormatError) as info:
+        read_catalogue(path, workers=2)
+    assert (info.value.line, info.value.column) == (expected.value.lineno, expected.value.colno)
+
+
+def test_the_parallel_reader_glues_pieces_cut_inside_a_record(tmp_path, parallel_small, monkeypatch):
+    from sunorecsys.catalog import jsonfiles
+    from sunorecsys.catalog.ingest import _Normaliser
+    from sunorecsys.catalog.jsonfiles import iter_list_text_pieces
+    from sunorecsys.catalog.parallel_ingest import read_list_file_parallel
+
+    path = _mixed_catalogue(tmp_path / "big.json")
+
+    def cut_inside_a_history(chunk_chars: int) -> bool:
+        monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", chunk_chars)
+        return any("".join(text.split()).endswith('"x":{}}') for text, _ in iter_list_text_pieces(path))
+
+    chunk = next((c for c in range(1000, 6000, 50) if cut_inside_a_history(c)), None)
+    assert chunk is not None, "no chunk size cuts inside a history list"
+    monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", chunk)
+    normaliser = _Normaliser()
+    assert read_list_file_parallel(path, normaliser, 2) == 61   # glued, no serial fallback
+    songs, rejected, _duplicates = normaliser.finish()
+    serial = read_catalogue(path, workers=1)
+    pd.testing.assert_frame_equal(songs, serial.songs)
+    pd.testing.assert_frame_equal(rejected, serial.rejected)

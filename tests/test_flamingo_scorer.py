@@ -14,7 +14,8 @@ import pytest
 
 from sunorecsys.audio import decode_audio
 from sunorecsys.paths import DataPaths
-from sunorecsys.quality.dimensions import DIMENSIONS, get_overall_quality_score
+from sunorecsys.quality.base import Scorer
+from sunorecsys.quality.dimensions import get_overall_quality_score
 from sunorecsys.quality.flamingo import ModelWeightsMissing, MusicFlamingoQualityScorer
 from sunorecsys.quality.prompt import prompt_version
 from sunorecsys.quality.results import FLAMINGO_COLUMNS, results_to_frame
@@ -56,6 +57,7 @@ def test_guide_import_path_and_prompt():
 def test_model_class_follows_checkpoint_model_type(tiny_flamingo, kind, class_name):
     scorer = MusicFlamingoQualityScorer(str(tiny_flamingo[(kind, "random")]), device="cpu")
     assert not scorer.model_loaded  # the constructor only stores parameters
+    assert isinstance(scorer, Scorer) and scorer.name == "music_flamingo"
     loaded = scorer.load()
     assert type(loaded.model).__name__ == class_name and loaded.model_type == kind
     assert str(loaded.model.dtype) == "torch.float32"  # fp32 on CPU by default

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from recommender_data import pipeline_outputs
 
 PRECOMPUTED_FILTER = '''
@@ -129,7 +128,7 @@ def guide_cwd(pipeline, monkeypatch):
 
 def _run(code: str, namespace: dict | None = None) -> dict:
     namespace = {} if namespace is None else namespace
-    exec(compile(code, "<SEED_GUIDE snippet>", "exec"), namespace)
+    exec(compile(code, "<SEED_GUIDE snippet>", "exec"), namespace)  # noqa: S102 - the guide's own code
     return namespace
 
 
@@ -187,12 +186,13 @@ def test_complete_pipeline_snippet_reports_placeholder_seeds_then_recommends(gui
 
 
 def test_option_2_snippet_scores_on_the_fly_with_a_local_music_flamingo(guide_cwd, tiny_flamingo):
-    from sunorecsys.quality.dimensions import get_overall_quality_score
-    from sunorecsys.quality.parsing import parse_quality_response
     from tiny_models import SCRIPTED_REPLY
 
+    from sunorecsys.quality.dimensions import get_overall_quality_score
+    from sunorecsys.quality.parsing import parse_quality_response
+
     model_dir = tiny_flamingo[("audioflamingo3", "scripted")]
-    clean, damaged = _clean_and_damaged(guide_cwd)
+    clean, _ = _clean_and_damaged(guide_cwd)
     missing = [s for s, v in guide_cwd.ground_truth.items() if v.get("damage") == "missing_file"][:1]
     few = guide_cwd.songs[guide_cwd.songs["song_id"].isin(clean + missing)]
     code = (OPTION_2.replace("nvidia/music-flamingo-hf", str(model_dir)).replace('"cuda"', '"cpu"'))

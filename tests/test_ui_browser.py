@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ui_server import REPO, chromium_path, dump_dom, running_dagster, screenshot, wait_for_run
+from ui_server import REPO, chromium_path, render, running_dagster, wait_for_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               # dagster_graphql's client still uses a gql call style gql deprecates; not ours to fix
@@ -96,17 +96,15 @@ def test_ui_shows_asset_graph_and_materialization_metadata(data_dir, tmp_path):
         graph_doms = {}
         for (location, group), names in sorted(groups.items()):
             url = f"{server.url}/locations/{location}/asset-groups/{group}"
-            graph_doms[group] = dom = dump_dom(url, profile)
+            graph_doms[group] = dom = render(url, profile, ARTIFACTS / f"ui-asset-graph-{group}.png")
             missing = sorted(n for n in names if n not in dom)
             assert not missing, f"asset graph of group {group!r} does not show {missing}"
-            screenshot(url, ARTIFACTS / f"ui-asset-graph-{group}.png", profile)
         # raw_songs's node in its group's graph shows the run's result.
         raw_group = next(g for (_, g), names in groups.items() if "raw_songs" in names)
         assert "Materialized" in graph_doms[raw_group]
 
         asset_url = f"{server.url}/assets/raw_songs"
-        asset_dom = dump_dom(asset_url, profile)
-        screenshot(asset_url, ARTIFACTS / "ui-raw_songs.png", profile)
+        asset_dom = render(asset_url, profile, ARTIFACTS / "ui-raw_songs.png")
         browser_s = time.monotonic() - t0 - served_s - run_s
     print(f"server up {served_s:.1f} s, raw_songs run {run_s:.1f} s, browser {browser_s:.1f} s, "
           f"teardown {time.monotonic() - t0 - served_s - run_s - browser_s:.1f} s")

@@ -147,6 +147,21 @@ def test_missing_warehouse_file_is_built_first(tmp_data, capsys):
     assert tmp_data.warehouse_db.exists() and "built" in err
 
 
+def test_file_locked_by_a_writer_elsewhere_still_answers(warehouse, caplog):
+    # An analyst opened the file read-write in another process: DuckDB locks everyone else out.
+    code = ("import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('ok', flush=True); "
+            "sys.stdin.readline()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(warehouse.warehouse_db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with caplog.at_level("WARNING", logger="sunorecsys.warehouse.sql"):
+            assert run_query("SELECT count(*) AS n FROM songs", warehouse).to_pylist() == [{"n": 5}]
+        assert "cannot open" in caplog.text and "-readonly" in caplog.text
+    finally:
+        holder.communicate("done\n", timeout=30)
+
+
 def test_missing_data_root_is_an_error_not_a_new_folder(tmp_path, capsys):
     paths = DataPaths(tmp_path / "nowhere")
     code, _, err = cli(paths, "SELECT 1", capsys=capsys)

@@ -190,17 +190,14 @@ def chromium(url: str, user_data_dir: Path, *extra: str, budget_ms: int = 15000,
     return out
 
 
-def dump_dom(url: str, user_data_dir: Path, size: tuple[int, int] = (1920, 1400),
-             budget_ms: int = 15000) -> str:
-    """The DOM after the page rendered. The asset graph only renders nodes inside the window, so the
-    window is large enough for a group's whole graph."""
-    return chromium(url, user_data_dir, "--dump-dom", f"--window-size={size[0]},{size[1]}",
-                    budget_ms=budget_ms)
+def render(url: str, user_data_dir: Path, screenshot_path: Path | None = None,
+           size: tuple[int, int] = (1400, 900), budget_ms: int = 15000) -> str:
+    """Load ``url`` once: return the rendered DOM and, if asked, save a PNG screenshot of the window.
 
-
-def screenshot(url: str, path: Path, user_data_dir: Path, size: tuple[int, int] = (1400, 900),
-               budget_ms: int = 15000) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    chromium(url, user_data_dir, f"--screenshot={path}", f"--window-size={size[0]},{size[1]}",
-             budget_ms=budget_ms)
-    return path
+    The asset graph renders only the nodes inside the window, so ``size`` must fit a group's graph.
+    """
+    extra = ["--dump-dom", f"--window-size={size[0]},{size[1]}"]
+    if screenshot_path is not None:
+        screenshot_path.parent.mkdir(parents=True, exist_ok=True)
+        extra.append(f"--screenshot={screenshot_path}")
+    return chromium(url, user_data_dir, *extra, budget_ms=budget_ms)

@@ -44,7 +44,12 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
-    from sunorecsys.catalog.ingest import CatalogueFormatError, find_catalogue_files, read_catalogue, write_songs
+    from sunorecsys.catalog.ingest import (
+        CatalogueFormatError,
+        find_catalogue_files,
+        read_catalogue,
+        write_songs,
+    )
 
     paths = DataPaths.from_env(args.data_dir)
     sources = args.input or find_catalogue_files(paths.raw_dir)

@@ -16,7 +16,8 @@ import codecs
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 
 CATALOGUE_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -121,85 +122,240 @@ def _read_text(path: Path) -> str:
         raise CatalogueFormatError(path, f"not UTF-8 text at byte {exc.start} ({exc.reason})") from None
 
 
-def _iter_json_list(path: Path) -> Iterator[tuple[int, object]]:
-    """Stream the elements of a top-level JSON list with ``raw_decode`` over a sliding buffer."""
-    decoder = json.JSONDecoder()
-    text_decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    with path.open("rb") as fh:
-        buf = ""
-        pos = 0
-        lines_before = 0   # newlines in text already dropped from the buffer
-        line_prefix = 0    # characters of the current line already dropped from the buffer
-        bytes_read = 0
-        eof = False
+class _ListReader:
+    """A top-level JSON list, read element by element from a sliding text buffer.
 
-        def refill() -> None:
-            nonlocal buf, pos, lines_before, line_prefix, bytes_read, eof
-            dropped_newlines = buf.count("\n", 0, pos)
-            lines_before += dropped_newlines
-            line_prefix = pos - buf.rfind("\n", 0, pos) - 1 if dropped_newlines else line_prefix + pos
-            chunk = fh.read(CHUNK_CHARS)
-            eof = not chunk
-            try:
-                text = text_decoder.decode(chunk, final=eof)
-            except UnicodeDecodeError as exc:
-                raise CatalogueFormatError(path, f"not UTF-8 text at byte {bytes_read + exc.start} ({exc.reason})",
-                                           line=lines_before + buf.count("\n", pos) + 1) from None
-            bytes_read += len(chunk)
-            buf = buf[pos:] + text
-            pos = 0
+    Fast path: cut the buffer at the last ``}`` ``,`` ``{`` in it (how one record ends and the next
+    begins) and parse everything before the cut with one ``json.loads("[" + text + "]")``. If that
+    parses, the cut was a top-level element boundary (a cut inside a string or a nested value
+    leaves the text unbalanced, which never parses), and one call shares the key memo across
+    thousands of records (``raw_decode`` per record re-creates every key string: slower and
+    bigger). A cut that does not parse is retried a little earlier, then elements are parsed one
+    by one with ``raw_decode``, which also places errors exactly.
+    """
 
-        def fail(message: str, at: int) -> CatalogueFormatError:
-            newlines = buf.count("\n", 0, at)
-            line = lines_before + newlines + 1
-            column = at - buf.rfind("\n", 0, at) if newlines else line_prefix + at + 1
-            return CatalogueFormatError(path, message, line=line, column=column)
+    _CUT = re.compile(r"\}[ \t\n\r]*,(?=[ \t\n\r]*\{)")
+    _TRIES = 3
 
-        def skip_ws() -> None:
-            nonlocal pos
-            while True:
-                pos = _WS_RUN.match(buf, pos).end()
-                if pos < len(buf) or eof:
-                    return
-                refill()
+    def __init__(self, path: Path, fh) -> None:
+        self.path = path
+        self.fh = fh
+        self.decoder = json.JSONDecoder()
+        self.text_decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.buf = ""
+        self.pos = 0
+        self.lines_before = 0   # newlines in text already dropped from the buffer
+        self.line_prefix = 0    # characters of the current line already dropped from the buffer
+        self.bytes_read = 0
+        self.eof = False
+        self.index = 0
 
-        refill()
-        skip_ws()
-        pos += 1  # the '[' (checked by the caller)
-        index = 0
-        skip_ws()
-        if pos < len(buf) and buf[pos] == "]":
-            pos += 1
+    def refill(self) -> None:
+        buf, pos = self.buf, self.pos
+        dropped_newlines = buf.count("\n", 0, pos)
+        self.lines_before += dropped_newlines
+        self.line_prefix = pos - buf.rfind("\n", 0, pos) - 1 if dropped_newlines else self.line_prefix + pos
+        chunk = self.fh.read(CHUNK_CHARS)
+        self.eof = not chunk
+        try:
+            text = self.text_decoder.decode(chunk, final=self.eof)
+        except UnicodeDecodeError as exc:
+            raise CatalogueFormatError(self.path, f"not UTF-8 text at byte {self.bytes_read + exc.start} "
+                                                  f"({exc.reason})", line=self.lines_before + buf.count("\n", pos) + 1
+                                       ) from None
+        self.bytes_read += len(chunk)
+        self.buf = buf[pos:] + text
+        self.pos = 0
+
+    def fail(self, message: str, at: int) -> CatalogueFormatError:
+        buf = self.buf
+        newlines = buf.count("\n", 0, at)
+        line = self.lines_before + newlines + 1
+        column = at - buf.rfind("\n", 0, at) if newlines else self.line_prefix + at + 1
+        return CatalogueFormatError(self.path, message, line=line, column=column)
+
+    def skip_ws(self) -> None:
+        while True:
+            self.pos = _WS_RUN.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return
+            self.refill()
+
+    def value_runs(self) -> Iterator[list]:
+        """The list's elements in order, as runs (lists) of consecutive elements."""
+        self.refill()
+        self.skip_ws()
+        self.pos += 1  # the '[' (checked by the caller)
+        self.skip_ws()
+        if self.pos < len(self.buf) and self.buf[self.pos] == "]":
+            self.pos += 1
         else:
             while True:
-                skip_ws()
-                if pos >= len(buf):
-                    raise fail("unexpected end of file inside the list", pos)
-                while True:
-                    try:
-                        value, end = decoder.raw_decode(buf, pos)
-                    except json.JSONDecodeError as exc:
-                        if eof:
-                            raise fail(f"invalid JSON: {exc.msg}", exc.pos) from None
-                        refill()
-                        continue
-                    if end >= len(buf) and not eof:
-                        refill()  # a number or literal may continue in the next chunk
-                        continue
-                    break
-                pos = end
-                yield index, value
-                index += 1
-                skip_ws()
-                if pos >= len(buf):
-                    raise fail("unexpected end of file: the list is not closed with ']'", pos)
-                if buf[pos] == ",":
-                    pos += 1
+                fast = self._fast_batch()
+                if fast is not None:
+                    values, done = fast
+                    self.index += len(values)
+                    yield values
+                    if done:
+                        break
                     continue
-                if buf[pos] == "]":
-                    pos += 1
+                # slow path: elements one by one up to where the fast path wanted to cut
+                limit = self._last_cut()
+                limit = len(self.buf) if limit is None else limit[1]
+                run = []
+                while True:
+                    value, closed = self._one_element()
+                    run.append(value)
+                    self.index += 1
+                    if closed or self.pos >= limit:
+                        break
+                yield run
+                if closed:
                     break
-                raise fail(f"expected ',' or ']' after list element {index - 1}, found {buf[pos]!r}", pos)
-        skip_ws()
-        if pos < len(buf):
-            raise fail("extra data after the list", pos)
+        self.skip_ws()
+        if self.pos < len(self.buf):
+            raise self.fail("extra data after the list", self.pos)
+
+    def text_pieces(self) -> Iterator[tuple[str, bool]]:
+        """The list's text cut at likely element boundaries, unparsed: ``(piece, is_last)``.
+
+        A non-last piece is "elem, elem, ..., elem" (parse as ``"[" + piece + "]"``); the last
+        piece is the rest of the file, closing ``]`` included (parse as ``"[" + piece``). A cut can
+        be wrong (see the class docstring): whoever parses a piece must be ready to fall back.
+        """
+        self.refill()
+        self.skip_ws()
+        self.pos += 1  # the '[' (checked by the caller)
+        while True:
+            if self.eof:
+                yield self.buf[self.pos:], True
+                return
+            cut = self._last_cut()
+            if cut is None:
+                self.refill()
+                continue
+            yield self.buf[self.pos:cut[0]], False
+            self.pos = cut[1]
+
+    def _cuts(self) -> list[tuple[int, int]]:
+        """Up to ``_TRIES`` candidate cuts, last first: (end of the '}', end of the ',')."""
+        buf, pos = self.buf, self.pos
+        start = max(pos, len(buf) - 262144)
+        while True:
+            found = [(m.start() + 1, m.end()) for m in self._CUT.finditer(buf, start)]
+            if found or start == pos:
+                return found[::-1][: self._TRIES]
+            start = max(pos, start - 4 * (len(buf) - start))
+
+    def _last_cut(self) -> tuple[int, int] | None:
+        cuts = self._cuts()
+        return cuts[0] if cuts else None
+
+    def _fast_batch(self) -> tuple[list, bool] | None:
+        """Parse many elements at once; (values, list closed?) or None when the fast path does not apply."""
+        self.skip_ws()
+        while True:
+            if self.eof:
+                if self.index and self.buf.startswith("]", self.pos):  # we are just after a ','
+                    raise self.fail("a ',' before ']' (trailing comma) is not JSON", self.pos)
+                # The rest of the file: the remaining elements, ']' and trailing whitespace.
+                try:
+                    values = json.loads("[" + self.buf[self.pos:])
+                except json.JSONDecodeError:
+                    return None
+                self.pos = len(self.buf)
+                return values, True
+            cuts = self._cuts()
+            if cuts:
+                break
+            self.refill()  # no element boundary in the buffer yet: read more
+        for cut in cuts:
+            try:
+                values = json.loads("[" + self.buf[self.pos:cut[0]] + "]")
+            except json.JSONDecodeError:
+                continue
+            self.pos = cut[1]
+            return values, False
+        return None
+
+    def _one_element(self) -> tuple[object, bool]:
+        """One element with raw_decode, and the ',' or ']' after it; (value, list closed?)."""
+        self.skip_ws()
+        if self.pos >= len(self.buf):
+            raise self.fail("unexpected end of file inside the list", self.pos)
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise self.fail(f"invalid JSON: {exc.msg}", exc.pos) from None
+                self.refill()
+                continue
+            if end >= len(self.buf) and not self.eof:
+                self.refill()  # a number or literal may continue in the next chunk
+                continue
+            break
+        self.pos = end
+        self.skip_ws()
+        if self.pos >= len(self.buf):
+            raise self.fail("unexpected end of file: the list is not closed with ']'", self.pos)
+        char = self.buf[self.pos]
+        self.pos += 1
+        if char == ",":
+            return value, False
+        if char == "]":
+            return value, True
+        self.pos -= 1
+        raise self.fail(f"expected ',' or ']' after list element {self.index}, found {char!r}", self.pos)
+
+
+def _iter_json_list(path: Path) -> Iterator[tuple[int, object]]:
+    """Stream the elements of a top-level JSON list (see ``_ListReader``)."""
+    for positions, values in _list_batches(path, 65536):
+        yield from zip(positions, values)
+
+
+def _list_batches(path: Path, batch_size: int) -> Iterator[tuple[range, list]]:
+    with path.open("rb") as fh:
+        start = 0
+        pending: list = []
+        for run in _ListReader(path, fh).value_runs():
+            if pending:
+                pending.extend(run)
+            else:
+                pending = run
+            while len(pending) >= batch_size:
+                yield range(start, start + batch_size), pending[:batch_size]
+                pending = pending[batch_size:]
+                start += batch_size
+        if pending:
+            yield range(start, start + len(pending)), pending
+
+
+def is_json_list_file(path: str | os.PathLike) -> bool:
+    """True when the file holds a top-level JSON list (the shape ``iter_list_text_pieces`` reads)."""
+    path = Path(path)
+    return path.suffix.lower() not in JSON_LINES_SUFFIXES and _first_char(path) == "["
+
+
+def iter_list_text_pieces(path: str | os.PathLike) -> Iterator[tuple[str, bool]]:
+    """A list-shaped file's text in pieces of whole elements, for parsing elsewhere (``_ListReader.text_pieces``)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        yield from _ListReader(path, fh).text_pieces()
+
+
+def iter_catalogue_batches(path: str | os.PathLike, batch_size: int = 50_000
+                           ) -> Iterator[tuple[Sequence[int], list]]:
+    """Yield ``(positions, records)`` in runs of up to ``batch_size`` records, in file order.
+
+    Same records and positions as ``iter_catalogue_records``, without a Python step per record for
+    list-shaped files (the usual and the big case).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in JSON_LINES_SUFFIXES and _first_char(path) == "[":
+        yield from _list_batches(path, batch_size)
+        return
+    records = iter_catalogue_records(path)
+    while chunk := list(islice(records, batch_size)):
+        yield [p for p, _ in chunk], [r for _, r in chunk]

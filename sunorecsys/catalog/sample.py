@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,12 @@ import soundfile as sf
 
 from sunorecsys.catalog import sample_text as text
 from sunorecsys.catalog.sample_audio import (
-    DAMAGE_KINDS, SAMPLE_RATE, SongSpec, apply_damage, choose_spec, synthesize_song,
+    DAMAGE_KINDS,
+    SAMPLE_RATE,
+    SongSpec,
+    apply_damage,
+    choose_spec,
+    synthesize_song,
 )
 from sunorecsys.catalog.sample_users import SongForListening, seeded_uuid, simulate_listening
 from sunorecsys.paths import DataPaths
@@ -76,7 +81,7 @@ class SampleCatalogue:
 
 def _iso_z(moment: datetime) -> str:
     """Suno's timestamp style: milliseconds and a Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _power_law_counts(rng: np.random.Generator, n: int, scale: float, alpha: float) -> np.ndarray:
@@ -89,7 +94,7 @@ def _make_records(rng: np.random.Generator, n_songs: int, start: datetime, days:
     """The raw Suno records (sorted by created_at), each song's genre, and the number of creators."""
     genres = list(GENRE_SHARES)
     shares = np.array(list(GENRE_SHARES.values()))
-    n_creators = max(1, min(n_songs, int(round(n_songs * rng.uniform(0.15, 0.25)))))
+    n_creators = max(1, min(n_songs, round(n_songs * rng.uniform(0.15, 0.25))))
     creators = []
     for _ in range(n_creators):
         handle = text.make_handle(rng)
@@ -215,11 +220,11 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
         raise ValueError("n_songs and days must be at least 1")
     paths = DataPaths(Path(data_root))
     end_day = date.fromisoformat(end_date)
-    start = datetime(end_day.year, end_day.month, end_day.day, tzinfo=timezone.utc) - timedelta(days=days - 1)
+    start = datetime(end_day.year, end_day.month, end_day.day, tzinfo=UTC) - timedelta(days=days - 1)
     end = start + timedelta(days=days) - timedelta(seconds=1)
     meta_rng, users_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0]).spawn(2))
 
-    n_damaged = int(round(n_songs * DAMAGED_SHARE))
+    n_damaged = round(n_songs * DAMAGED_SHARE)
     damaged_idx = meta_rng.choice(n_songs, size=n_damaged, replace=False)
     damaged = {int(i): DAMAGE_KINDS[j % len(DAMAGE_KINDS)] for j, i in enumerate(sorted(damaged_idx.tolist()))}
     # Shuffle which kind goes to which damaged song, so kinds do not follow creation order.
@@ -259,7 +264,7 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
         }
         listening.append(SongForListening(
             song_id=record["id"], genre=genre,
-            created_at=datetime.fromisoformat(record["created_at"].replace("Z", "+00:00")),
+            created_at=datetime.fromisoformat(record["created_at"]),
             duration_s=heard_s, popularity=1.0 + record["play_count"], damaged=kind is not None))
     n_audio = sum(1 for r in rendered if r[2] is not None)
 

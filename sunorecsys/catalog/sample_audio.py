@@ -133,7 +133,7 @@ def _place_hits(out: np.ndarray, hit: np.ndarray, bar_len: float, step_len: floa
     k = 0
     for bar in range(n_bars):
         for step in steps:
-            start = int(round((bar * bar_len + (step + (swing if step % 4 == 2 else 0.0)) * step_len) * sr))
+            start = round((bar * bar_len + (step + (swing if step % 4 == 2 else 0.0)) * step_len) * sr)
             if start >= n:
                 return
             end = min(start + hit.size, n)
@@ -165,10 +165,10 @@ def choose_spec(rng: np.random.Generator, genre: str, duration_s: float) -> Song
 def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
     """A clean master of ``spec``: float32 array (n, 2) in [-0.89, 0.89], RMS about -14 to -18 dBFS."""
     style = STYLES[spec.genre]
-    n = int(round(spec.duration_s * sr))
+    n = round(spec.duration_s * sr)
     # Everything sits on a grid of 16th notes of a whole number of samples, so positions are
     # integer arithmetic and envelopes are periodic templates (tiled) or table look-ups.
-    step = int(round(60.0 / spec.bpm / 4 * sr))
+    step = round(60.0 / spec.bpm / 4 * sr)
     bar = 16 * step
     n_bars = n // bar + 2
     scale = MINOR if spec.mode == "minor" else MAJOR

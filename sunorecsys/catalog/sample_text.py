@@ -96,7 +96,7 @@ def make_title(rng: np.random.Generator, language: str, with_emoji: bool) -> str
 def make_prompt(rng: np.random.Generator, language: str, instrumental: bool) -> str:
     """A multi-line Suno lyrics prompt with [Section] markers (or an instrumental cue sheet)."""
     if instrumental:
-        return "\n".join(["[Instrumental]", "[Intro]", "[Build]", "[Drop]", "[Outro]"])
+        return "[Instrumental]\n[Intro]\n[Build]\n[Drop]\n[Outro]"
     lines = LYRIC_LINES[language]
     out: list[str] = []
     for section in SECTIONS[: int(rng.integers(3, len(SECTIONS) + 1))]:

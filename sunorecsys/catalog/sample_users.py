@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def simulate_listening(songs: list[SongForListening], rng: np.random.Generator, 
                 w = popularity * taste * (0.4 + np.exp(-age_days / 4.0)) * available
                 k = int(rng.choice(len(songs), p=w / w.sum()))
             song = songs[k]
-            when = datetime.fromtimestamp(float(t), tz=timezone.utc).replace(microsecond=0)
+            when = datetime.fromtimestamp(float(t), tz=UTC).replace(microsecond=0)
             events.append(ListenEvent(user_id, song.song_id, when, "play", EVENT_WEIGHTS["play"]))
             p_skip, p_complete, p_like = _reaction_odds(song.damaged, bool(is_fav[k]))
             if rng.random() < p_skip or song.duration_s < 5.0:

@@ -3,5 +3,11 @@
 from sunorecsys.evaluation.evaluate import EvaluationReport, evaluate_fitted, evaluate_recommender
 from sunorecsys.evaluation.split import TemporalSplit, relevant_after_split, temporal_split
 
-__all__ = ["EvaluationReport", "evaluate_fitted", "evaluate_recommender", "TemporalSplit",
-           "relevant_after_split", "temporal_split"]
+__all__ = [
+           "EvaluationReport",
+           "TemporalSplit",
+           "evaluate_fitted",
+           "evaluate_recommender",
+           "relevant_after_split",
+           "temporal_split",
+]

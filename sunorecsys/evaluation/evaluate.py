@@ -19,7 +19,11 @@ import numpy as np
 import pandas as pd
 
 from sunorecsys.evaluation.metrics import (
-    catalogue_coverage, gini_of_exposure, hit_rate_at_k, ndcg_at_k, recall_at_k,
+    catalogue_coverage,
+    gini_of_exposure,
+    hit_rate_at_k,
+    ndcg_at_k,
+    recall_at_k,
 )
 from sunorecsys.evaluation.split import relevant_after_split, temporal_split
 from sunorecsys.recommenders.fusion import CHANNEL_NAMES

@@ -113,7 +113,11 @@ def _run_signal(args: argparse.Namespace, paths: DataPaths, songs) -> int:
 def _run_audiobox(args: argparse.Namespace, paths: DataPaths, songs) -> int:
     from tqdm.auto import tqdm
 
-    from sunorecsys.quality.audiobox import AudioboxAestheticsScorer, AudioboxWeightsMissing, audiobox_results_to_frame
+    from sunorecsys.quality.audiobox import (
+        AudioboxAestheticsScorer,
+        AudioboxWeightsMissing,
+        audiobox_results_to_frame,
+    )
     from sunorecsys.quality.blend import combine_quality_scores
     from sunorecsys.quality.export import guide_entries
     from sunorecsys.quality.scores_file import write_scores_file

@@ -35,6 +35,6 @@ def guide_entries(quality_scores_df: pd.DataFrame, flamingo_df: pd.DataFrame | N
         song_id = str(row["song_id"])
         title = titles.get(song_id)
         scores = {**dims.get(song_id, {}), "overall_quality_score": float(score)}
-        entries[song_id] = {"song_id": song_id, "title": None if title is None or title != title else str(title),
+        entries[song_id] = {"song_id": song_id, "title": None if pd.isna(title) else str(title),
                             "scores": scores, "sources": list(row.get("sources") or [])}
     return entries

@@ -34,7 +34,7 @@ from sunorecsys.quality.flamingo_loading import (
 from sunorecsys.quality.parsing import PARSER_VERSION, parse_quality_response
 from sunorecsys.quality.prompt import QUALITY_PROMPT_TEMPLATE, prompt_version
 
-__all__ = ["MusicFlamingoQualityScorer", "ModelWeightsMissing", "DEFAULT_MODEL_ID", "SAMPLE_RATE"]
+__all__ = ["DEFAULT_MODEL_ID", "SAMPLE_RATE", "ModelWeightsMissing", "MusicFlamingoQualityScorer"]
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # Hz, what the Whisper-style feature extractor expects (arrays are not resampled)

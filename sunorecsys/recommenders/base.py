@@ -38,7 +38,7 @@ class Candidates:
     scores: np.ndarray   # float32, same length, raw scale of the channel
 
     @classmethod
-    def empty(cls) -> "Candidates":
+    def empty(cls) -> Candidates:
         return cls(np.empty(0, np.int64), np.empty(0, np.float32))
 
     def __len__(self) -> int:

@@ -41,7 +41,7 @@ def read_default_interactions() -> pd.DataFrame | None:
     from sunorecsys.paths import DataPaths
 
     try:
-        frame, stats = read_interactions(DataPaths.from_env())
+        frame, _stats = read_interactions(DataPaths.from_env())
     except FileNotFoundError as exc:
         warnings.warn(f"no listening log ({exc}): the item CF and ALS channels stay empty", stacklevel=3)
         return None
@@ -60,8 +60,11 @@ class HybridRecommender:
     ``history_seeds`` is how many of a listener's strongest songs seed a ``user_id`` query.
     """
 
-    def __init__(self, item_cf_weight: float = 0.25, item_content_weight: float = 0.30,
-                 prompt_weight: float = 0.20, user_weight: float = 0.20, quality_weight: float = 0.10,
+    # Default weights: tuned on the sample catalogue with a validation split inside the training
+    # period (fit before 60 % of the log, judged on 60-80 %); the guide's own weights are
+    # 0.25 / 0.30 / 0.20 / 0.20 / 0.10. Prompts carry little signal beyond tags there.
+    def __init__(self, item_cf_weight: float = 0.30, item_content_weight: float = 0.35,
+                 prompt_weight: float = 0.05, user_weight: float = 0.30, quality_weight: float = 0.10,
                  quality_threshold: float = 0.4, use_quality_filter: bool = True, missing_quality: str = "keep",
                  max_per_creator: int | None = 3, candidates_per_channel: int = 200, history_seeds: int = 50,
                  item_cf_params: dict | None = None, content_params: dict | None = None,
@@ -93,7 +96,7 @@ class HybridRecommender:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {k: copy.deepcopy(getattr(self, k)) for k in names}
 
-    def with_settings(self, **params) -> "HybridRecommender":
+    def with_settings(self, **params) -> HybridRecommender:
         """A copy with other weights / filter settings sharing this one's fitted channels (no refit).
 
         Only query-time settings may change (weights, threshold, filter, caps); channel
@@ -111,7 +114,7 @@ class HybridRecommender:
 
     # -- fit --------------------------------------------------------------------------------------
     def fit(self, songs_df: pd.DataFrame, quality_scores_file: str | os.PathLike | None = None,
-            interactions: pd.DataFrame | None = None, quality_scores=None) -> "HybridRecommender":
+            interactions: pd.DataFrame | None = None, quality_scores=None) -> HybridRecommender:
         """Learn every channel from the songs table, the listening log and the quality scores.
 
         ``interactions`` None reads the default data root's log (``read_interactions``); an absent
@@ -129,7 +132,7 @@ class HybridRecommender:
         user_items = build_user_items(interactions, self.songs_)
         self.user_items_ = user_items.matrix
         self.users_ = user_items.users
-        creators, creator_names = pd.factorize(
+        creators, _ = pd.factorize(
             songs["user_id"].astype("string") if "user_id" in songs else pd.Series([pd.NA] * len(songs)))
         self.creators_ = np.asarray(creators, np.int64)
         self.titles_ = songs["title"].fillna("").astype(str).to_numpy() if "title" in songs else \
@@ -248,7 +251,7 @@ class HybridRecommender:
         return save_recommender(self, directory)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "HybridRecommender":
+    def load(cls, directory: str | os.PathLike) -> HybridRecommender:
         """Load a saved model; never executes code from the files (``allow_pickle=False``)."""
         from sunorecsys.recommenders.persistence import load_recommender
 
@@ -265,4 +268,4 @@ def _creator_labels(songs: pd.DataFrame) -> np.ndarray:
     return np.full(len(songs), "", dtype=object)
 
 
-__all__ = ["HybridRecommender", "CHANNEL_NAMES"]
+__all__ = ["CHANNEL_NAMES", "HybridRecommender"]

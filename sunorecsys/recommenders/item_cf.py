@@ -13,7 +13,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from sunorecsys.recommenders.base import (
-    Candidates, best_of, csr_from_arrays, csr_to_arrays, limit_blas_threads, sparse_row_sum,
+    Candidates,
+    best_of,
+    csr_from_arrays,
+    csr_to_arrays,
+    limit_blas_threads,
+    sparse_row_sum,
 )
 
 
@@ -27,7 +32,7 @@ class ItemCFChannel:
         self.b = b
         self.num_threads = num_threads
 
-    def fit(self, user_items: sp.csr_matrix) -> "ItemCFChannel":
+    def fit(self, user_items: sp.csr_matrix) -> ItemCFChannel:
         """``user_items``: users x songs positive confidences (catalogue-aligned columns)."""
         from implicit.nearest_neighbours import BM25Recommender
 
@@ -42,8 +47,9 @@ class ItemCFChannel:
             warnings.filterwarnings("ignore", message="Method expects CSR input")
             model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
         sim = sp.csr_matrix(model.similarity, dtype=np.float32)
-        sim.setdiag(0)  # a song is not its own neighbour
+        sim = sim - sp.diags(sim.diagonal().astype(np.float32), format="csr")  # a song is not its own neighbour
         sim.eliminate_zeros()
+        sim = sp.csr_matrix(sim, dtype=np.float32)
         self.similarity_ = sim
         self.model_ = model  # kept for the benchmark baseline (implicit's own similar_items)
         return self
@@ -59,7 +65,7 @@ class ItemCFChannel:
         return csr_to_arrays("similarity", self.similarity_)
 
     @classmethod
-    def from_arrays(cls, arrays, params: dict) -> "ItemCFChannel":
+    def from_arrays(cls, arrays, params: dict) -> ItemCFChannel:
         channel = cls(**params)
         channel.similarity_ = csr_from_arrays("similarity", arrays)
         return channel

@@ -55,22 +55,51 @@ def positive_pairs(interactions: pd.DataFrame) -> pd.DataFrame:
     return pairs[pairs["weight"] > 0].reset_index(drop=True)
 
 
+def _codes(values: pd.Series, index: pd.Index | None) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of ``values``: positions in ``index`` (-1 = absent), or a new index when None.
+
+    Categorical columns (e.g. dictionary-encoded Parquet) are mapped through their categories, so
+    millions of events never become millions of Python strings.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories.astype(str)
+        codes = values.cat.codes.to_numpy()
+        if index is None:
+            return codes.astype(np.int64), pd.Index(cats)
+        lookup = index.get_indexer(cats)
+        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64), index
+    if index is None:
+        codes, uniques = pd.factorize(values.astype(str))
+        return codes.astype(np.int64), pd.Index(uniques)
+    return index.get_indexer(values.astype(str)).astype(np.int64), index
+
+
 def build_user_items(interactions: pd.DataFrame | None, songs: SongIndex) -> UserItems:
     """Users x songs matrix of positive confidences; stats count rows, unknown-song events, kept pairs."""
     n_events = 0 if interactions is None else len(interactions)
     if n_events == 0:
         return UserItems(sp.csr_matrix((0, len(songs)), dtype=np.float32), pd.Index([], dtype=object),
                          {"events": 0, "unknown_song_events": 0, "pairs": 0, "users": 0, "warm_songs": 0})
-    song_pos = songs.ids.get_indexer(interactions["song_id"].astype(str))
-    known = song_pos >= 0
-    unknown_events = int((~known).sum())
-    pairs = positive_pairs(interactions[known])
-    cols = songs.ids.get_indexer(pairs["song_id"])
-    users = pd.Index(pd.unique(pairs["user_id"]))
-    rows = users.get_indexer(pairs["user_id"])
-    matrix = sp.csr_matrix((pairs["weight"].to_numpy(np.float32), (rows, cols)),
-                           shape=(len(users), len(songs)), dtype=np.float32)
+    song_pos, _ = _codes(interactions["song_id"], songs.ids)
+    user_code, users = _codes(interactions["user_id"], None)
+    weights = event_weights(interactions)
+    known = (song_pos >= 0) & (user_code >= 0)
+    unknown_events = int((song_pos < 0).sum())
+    # sum each (user, song) pair's weights; keep positive sums (a play then a skip adds up to 0)
+    key = user_code[known] * np.int64(len(songs)) + song_pos[known]
+    pairs, inverse = np.unique(key, return_inverse=True)
+    total = np.bincount(inverse, weights=weights[known])
+    positive = total > 0
+    pairs, total = pairs[positive], total[positive]
+    rows, cols = pairs // len(songs), pairs % len(songs)
+    # drop users left without any positive pair, keeping first-seen order of the rest
+    used = np.unique(rows)
+    remap = np.full(len(users), -1, np.int64)
+    remap[used] = np.arange(len(used))
+    matrix = sp.csr_matrix((total.astype(np.float32), (remap[rows], cols)),
+                           shape=(len(used), len(songs)), dtype=np.float32)
     matrix.sort_indices()
+    users = pd.Index(users[used].astype(str))
     stats = {"events": n_events, "unknown_song_events": unknown_events, "pairs": int(matrix.nnz),
              "users": len(users), "warm_songs": int((np.bincount(matrix.indices, minlength=len(songs)) > 0).sum())}
     return UserItems(matrix, users, stats)

@@ -16,7 +16,7 @@ from sunorecsys.recommenders.base import Candidates
 class QualityChannel:
     name = "quality"
 
-    def fit(self, quality: np.ndarray, popularity: np.ndarray | None = None) -> "QualityChannel":
+    def fit(self, quality: np.ndarray, popularity: np.ndarray | None = None) -> QualityChannel:
         """``quality``: per song (catalogue order), NaN when unscored."""
         quality = np.asarray(quality, np.float32)
         self.quality_ = quality
@@ -45,7 +45,7 @@ class QualityChannel:
                 "neutral": np.asarray([self.neutral_], np.float64)}
 
     @classmethod
-    def from_arrays(cls, arrays, params: dict) -> "QualityChannel":
+    def from_arrays(cls, arrays, params: dict) -> QualityChannel:
         channel = cls()
         channel.quality_ = arrays["quality"]
         channel.ranking_ = arrays["ranking"]

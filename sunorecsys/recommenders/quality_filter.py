@@ -72,7 +72,7 @@ class QualityFilter:
         self.cache_dir = cache_dir
         self.data_dir = data_dir
 
-    def fit(self, songs_df: pd.DataFrame | None = None) -> "QualityFilter":
+    def fit(self, songs_df: pd.DataFrame | None = None) -> QualityFilter:
         """Collect scores for ``songs_df`` (sources merged; later ones win: given < file < Music Flamingo)."""
         if self.missing_quality not in MISSING_QUALITY_POLICIES:
             raise ValueError(f"missing_quality must be one of {MISSING_QUALITY_POLICIES}")

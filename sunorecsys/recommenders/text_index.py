@@ -46,13 +46,39 @@ def tfidf_matrix(texts: list[str], *, char_ngrams: tuple[int, int] = (3, 5), max
     return normalize(matrix, norm="l2", copy=False).astype(np.float32)
 
 
+def prune_postings(postings: sp.csr_matrix, max_postings: int | None) -> sp.csr_matrix:
+    """Keep each term's ``max_postings`` heaviest songs (static index pruning; None = keep all).
+
+    Bounds query time on big catalogues where a common n-gram lists hundreds of thousands of songs.
+    Ties are broken by a fixed hash of the song index, not by catalogue order, so pruning does not
+    favour old songs. Deterministic: a loaded model prunes exactly as the fitted one did.
+    """
+    if max_postings is None:
+        return postings
+    lengths = np.diff(postings.indptr)
+    long_terms = np.flatnonzero(lengths > max_postings)
+    if len(long_terms) == 0:
+        return postings
+    keep = np.ones(postings.nnz, bool)
+    for t in long_terms:
+        start, end = postings.indptr[t], postings.indptr[t + 1]
+        cols = postings.indices[start:end].astype(np.uint64)
+        jitter = ((cols * np.uint64(2654435761)) % np.uint64(1000003)).astype(np.float64) * 1e-12
+        order = np.argsort(-(postings.data[start:end] + jitter), kind="stable")
+        keep[start + order[max_postings:]] = False
+    rows = np.repeat(np.arange(postings.shape[0]), lengths)[keep]
+    return sp.csr_matrix((postings.data[keep], (rows, postings.indices[keep])), shape=postings.shape,
+                         dtype=np.float32)
+
+
 class TextSimilarityChannel:
     """Cosine similarity of TF-IDF rows; subclasses say which text a song contributes."""
     name = "text"
 
     def __init__(self, query_terms: int = 64, max_df: float = 0.5, min_df: int = 1,
-                 char_ngrams: tuple[int, int] = (3, 5)) -> None:
+                 char_ngrams: tuple[int, int] = (3, 5), max_postings: int | None = None) -> None:
         self.query_terms = query_terms
+        self.max_postings = max_postings
         self.max_df = max_df
         self.min_df = min_df
         self.char_ngrams = tuple(char_ngrams)
@@ -60,7 +86,7 @@ class TextSimilarityChannel:
     def song_texts(self, songs) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit(self, songs) -> "TextSimilarityChannel":
+    def fit(self, songs) -> TextSimilarityChannel:
         """``songs``: the songs DataFrame in catalogue (``SongIndex``) order."""
         matrix = tfidf_matrix(self.song_texts(songs), char_ngrams=self.char_ngrams, max_df=self.max_df,
                               min_df=self.min_df)
@@ -69,7 +95,7 @@ class TextSimilarityChannel:
 
     def _set_matrix(self, matrix: sp.csr_matrix) -> None:
         self.matrix_ = matrix
-        self.postings_ = matrix.T.tocsr()  # terms x songs: the inverted index
+        self.postings_ = prune_postings(matrix.T.tocsr(), self.max_postings)  # terms x songs
 
     def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
                    user_row: int | None = None) -> Candidates:
@@ -86,11 +112,11 @@ class TextSimilarityChannel:
         return csr_to_arrays("tfidf", self.matrix_)
 
     @classmethod
-    def from_arrays(cls, arrays, params: dict) -> "TextSimilarityChannel":
+    def from_arrays(cls, arrays, params: dict) -> TextSimilarityChannel:
         channel = cls(**params)
         channel._set_matrix(csr_from_arrays("tfidf", arrays))
         return channel
 
     def params(self) -> dict:
-        return {"query_terms": self.query_terms, "max_df": self.max_df, "min_df": self.min_df,
+        return {"query_terms": self.query_terms, "max_postings": self.max_postings, "max_df": self.max_df, "min_df": self.min_df,
                 "char_ngrams": list(self.char_ngrams)}

@@ -166,7 +166,13 @@ def connect_warehouse(paths: DataPaths, *, read_only: bool = True) -> Iterator[d
             log.warning("could not write %s (%s); querying in-memory views", db, exc)
     con = None
     if db.exists():
-        con = duckdb.connect(str(db), read_only=True, config=SAFE_CONNECT_CONFIG)
+        try:
+            con = duckdb.connect(str(db), read_only=True, config=SAFE_CONNECT_CONFIG)
+        except duckdb.IOException as exc:
+            # Someone opened the file read-write (DuckDB then locks out every other process).
+            log.warning("note: cannot open %s (%s); querying fresh in-memory views. Open it with "
+                        "`duckdb -readonly` (or read_only=True) so others can share it", db, exc)
+    if con is not None:
         stale = _is_current(con, paths)
         if stale:
             con.close()

@@ -1,0 +1,182 @@
+"""Benchmark: HybridRecommender on a synthetic catalogue of 1,000,000 songs and 10,000,000 listening events.
+
+Prints fit time (per channel), peak memory (ru_maxrss), and ``recommend`` latency (p50 / p99 over
+1,000 queries of 5 seeds), next to implicit's bare item-item ``similar_items`` (BM25 model, the
+same fitted object, 5 calls per query) on the same data in the same run, with the ratio.
+
+Targets (2 cores): fit < 10 min, peak memory < 8 GB, p50 < 20 ms, p99 < 100 ms, <= 3x bare implicit.
+ALS runs few iterations here (``--als-iterations``, default 3): enough for the timing, not a tuned model.
+
+    .venv/bin/python bench/recommender.py                       # 1M songs / 10M events
+    .venv/bin/python bench/recommender.py --songs 100000 --events 1000000   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pandas as pd
+
+GENRES = ["lo-fi", "pop", "edm", "hip-hop", "synthwave", "rock", "ambient", "jazz", "folk", "classical",
+          "k-pop", "reggaeton", "metal", "trap", "house", "bossa nova", "city pop", "drill", "soul", "blues"]
+MOODS = ["chill", "dreamy", "dark", "upbeat", "melancholic", "energetic", "nostalgic", "romantic",
+         "lofi", "epic", "groovy", "sad", "happy", "aggressive", "calm", "mellow"]
+TOPICS = ["the sea", "city lights", "a broken heart", "summer nights", "the rain", "old friends", "la playa",
+          "o mar", "夜の街", "사랑", "la lluvia", "o amor", "midnight drive", "the stars", "home", "freedom"]
+LANG = ["sung in English", "sung in Spanish", "sung in Portuguese", "sung in Japanese", "sung in Korean",
+        "instrumental"]
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux: kilobytes
+
+
+def synthetic_catalogue(n_songs: int, n_events: int, seed: int = 0):
+    """Vectorised: power-law song popularity within genres, power-law user activity, genre-loyal users."""
+    rng = np.random.default_rng(seed)
+    genre = rng.choice(len(GENRES), size=n_songs, p=np.linspace(2, 1, len(GENRES)) / np.linspace(2, 1, len(GENRES)).sum())
+    n_creators = max(n_songs // 10, 1)
+    creator = np.minimum((n_creators * rng.random(n_songs) ** 2).astype(np.int64), n_creators - 1)
+    mood1, mood2 = rng.integers(len(MOODS), size=n_songs), rng.integers(len(MOODS), size=n_songs)
+    g = np.array(GENRES, dtype=object)
+    m = np.array(MOODS, dtype=object)
+    tags = g[genre] + ", " + m[mood1] + ", " + m[mood2]
+    prompt = ("a " + m[mood1] + " " + g[genre] + " song about " + np.array(TOPICS, dtype=object)[
+        rng.integers(len(TOPICS), size=n_songs)] + " " + np.array(LANG, dtype=object)[rng.integers(len(LANG), size=n_songs)])
+    song_ids = np.char.add("s", np.arange(n_songs).astype(str)).astype(object)
+    songs = pd.DataFrame({
+        "song_id": song_ids, "title": np.char.add("Song ", np.arange(n_songs).astype(str)).astype(object),
+        "user_id": np.char.add("c", creator.astype(str)).astype(object),
+        "handle": np.char.add("maker", creator.astype(str)).astype(object),
+        "tags": tags, "genre": g[genre], "prompt": prompt,
+    })
+    # events: users with power-law activity; 80 % of listens in the user's favourite genre,
+    # songs within a genre drawn from a power law (song rank ~ n_g * u^3)
+    n_users = max(n_events // 20, 1)
+    user = np.minimum((n_users * rng.random(n_events) ** 1.5).astype(np.int64), n_users - 1)
+    fav = rng.integers(len(GENRES), size=n_users)
+    ev_genre = np.where(rng.random(n_events) < 0.8, fav[user], rng.integers(len(GENRES), size=n_events))
+    order = np.argsort(genre, kind="stable")
+    starts = np.searchsorted(genre[order], np.arange(len(GENRES)))
+    sizes = np.bincount(genre, minlength=len(GENRES))
+    rank = np.minimum((sizes[ev_genre] * rng.random(n_events) ** 3).astype(np.int64), sizes[ev_genre] - 1)
+    song = order[starts[ev_genre] + rank]
+    kind = rng.choice(4, size=n_events, p=[0.55, 0.25, 0.08, 0.12])
+    weight = np.array([1.0, 2.0, 4.0, -1.0])[kind]
+    interactions = pd.DataFrame({
+        "user_id": pd.Categorical.from_codes(user, np.char.add("u", np.arange(n_users).astype(str))),
+        "song_id": pd.Categorical.from_codes(song, song_ids.astype(str)),
+        "timestamp": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 3e7, n_events), "s"),
+        "event": pd.Categorical.from_codes(kind, ["play", "complete", "like", "skip"]),
+        "weight": weight,
+    })
+    quality = pd.DataFrame({"song_id": song_ids, "quality_score": rng.beta(5, 2, n_songs)})
+    return songs, interactions, quality
+
+
+def percentile_ms(values, q):
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--songs", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--als-factors", type=int, default=64)
+    ap.add_argument("--als-iterations", type=int, default=3)
+    ap.add_argument("--als-pool", type=int, default=100_000, help="warm songs ALS ranks within")
+    ap.add_argument("--max-postings", type=int, default=2000, help="static pruning of text posting lists")
+    ap.add_argument("--save", default=None, help="also time save/load into this directory")
+    args = ap.parse_args()
+
+    from sunorecsys.recommenders.hybrid import HybridRecommender
+
+    print(f"# bench/recommender.py  songs={args.songs:,} events={args.events:,} cores={os.cpu_count()}")
+    t = time.perf_counter()
+    songs, interactions, quality = synthetic_catalogue(args.songs, args.events)
+    print(f"generate:            {time.perf_counter() - t:8.1f} s   (peak RSS so far {peak_rss_gb():.2f} GB)")
+
+    text = {"query_terms": 24, "max_postings": args.max_postings, "min_df": 2}
+    model = HybridRecommender(
+        user_params={"factors": args.als_factors, "iterations": args.als_iterations, "pool_size": args.als_pool,
+                     "regularization": 0.1},
+        item_cf_params={"neighbours": 50}, content_params=text, prompt_params=text)
+    t = time.perf_counter()
+    model.fit(songs, interactions=interactions, quality_scores=quality)
+    fit_s = time.perf_counter() - t
+    stats = model.fit_stats_
+    print(f"fit:                 {fit_s:8.1f} s   per channel {stats['channel_fit_seconds']}")
+    print(f"  listening matrix:  {stats['users']:,} users x {stats['songs']:,} songs, {stats['pairs']:,} positive pairs,"
+          f" {stats['warm_songs']:,} warm songs")
+    del interactions
+
+    rng = np.random.default_rng(1)
+    # seeds drawn like real listens (popular songs more often), plus some cold/unpopular ones
+    pop = model.user_.popularity_
+    warm = np.flatnonzero(pop > 0)
+    p = pop[warm] / pop[warm].sum()
+    queries = []
+    for q in range(args.queries):
+        idx = rng.choice(warm, size=5, p=p) if q % 5 else rng.integers(0, args.songs, size=5)
+        queries.append(model.songs_.ids[idx].tolist())
+    model.recommend(song_ids=queries[0], n=10)  # warm-up (first BLAS call, lazy caches)
+
+    latencies = []
+    for seeds in queries:
+        t = time.perf_counter()
+        model.recommend(song_ids=seeds, n=10)
+        latencies.append(time.perf_counter() - t)
+
+    bare_model = model.item_cf_.model_
+    bare = []
+    for seeds in queries:
+        idx, _ = model.songs_.lookup(seeds)
+        t = time.perf_counter()
+        for i in idx:
+            bare_model.similar_items(int(i), N=10)
+        bare.append(time.perf_counter() - t)
+
+    p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
+    b50, b99 = percentile_ms(bare, 50), percentile_ms(bare, 99)
+    print(f"recommend (5 seeds): p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {np.mean(latencies) * 1000:.2f} ms")
+    print(f"implicit similar_items x5 (bare BM25 item-item): p50 {b50:7.3f} ms   p99 {b99:7.3f} ms")
+    print(f"ratio recommend / bare implicit: p50 {p50 / b50:6.1f}x   p99 {p99 / b99:6.1f}x")
+
+    # per-channel split of the query time (where the milliseconds go)
+    for name, channel in model.channels().items():
+        times = []
+        for seeds in queries[:200]:
+            idx, _ = model.songs_.lookup(seeds)
+            t = time.perf_counter()
+            channel.candidates(idx, 200, idx)
+            times.append(time.perf_counter() - t)
+        print(f"  channel {name:8s} p50 {percentile_ms(times, 50):7.2f} ms  p99 {percentile_ms(times, 99):7.2f} ms")
+
+    if args.save:
+        t = time.perf_counter()
+        model.save(args.save)
+        save_s = time.perf_counter() - t
+        t = time.perf_counter()
+        HybridRecommender.load(args.save)
+        print(f"save {save_s:.1f} s, load {time.perf_counter() - t:.1f} s, "
+              f"size {sum(f.stat().st_size for f in Path(args.save).iterdir()) / 1e9:.2f} GB")
+
+    peak = peak_rss_gb()
+    print(f"peak memory (ru_maxrss): {peak:.2f} GB")
+    print(f"targets: fit < 600 s: {fit_s < 600} | peak < 8 GB: {peak < 8} | p50 < 20 ms: {p50 < 20} | "
+          f"p99 < 100 ms: {p99 < 100} | <= 3x bare: {p50 / b50 <= 3}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Offline evaluation on the sample catalogue, with quality scores from the pipeline's scoring path."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from recommender_data import pipeline_outputs
+
+from sunorecsys.evaluation import evaluate_recommender, relevant_after_split, temporal_split
+from sunorecsys.evaluation.metrics import (
+    catalogue_coverage,
+    gini_of_exposure,
+    hit_rate_at_k,
+    ndcg_at_k,
+    recall_at_k,
+)
+
+
+@pytest.fixture(scope="module")
+def pipeline(sample_data, tmp_path_factory):
+    return pipeline_outputs(sample_data, tmp_path_factory.mktemp("recommender"))
+
+
+@pytest.fixture(scope="module")
+def report(pipeline, tmp_path_factory):
+    plot = tmp_path_factory.mktemp("evaluation") / "tradeoff.png"
+    return evaluate_recommender(pipeline.songs, pipeline.interactions, pipeline.quality,
+                                damaged_song_ids=pipeline.damaged, plot_path=plot)
+
+
+def test_evaluation_table_fusion_beats_every_single_channel(report):
+    pd.set_option("display.width", 250)
+    print(f"\nsplit at {report.split_time}, {report.n_users} test users\n{report.to_text()}")
+    print(report.sweep.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    table = report.table
+    fused = table[(table["variant"] == "fusion") & table["quality_filter"]].iloc[0]
+    singles = table[table["variant"] != "fusion"]
+    best = singles.loc[singles["ndcg@10"].idxmax()]
+    assert report.n_users >= 50
+    assert (fused["ndcg@10"] > best["ndcg@10"]
+            or (fused["ndcg@10"] >= best["ndcg@10"] - 1e-9 and fused["coverage"] > best["coverage"]))
+    for column in ("recall@10", "ndcg@10", "hit_rate@10", "coverage", "gini", "mean_quality"):
+        assert table[column].between(0, 1).all(), column
+
+
+def test_quality_filter_removes_every_damaged_song_from_the_lists(report, pipeline):
+    table = report.table.set_index(["variant", "quality_filter"])
+    assert table.loc[("fusion", True), "share_damaged"] == 0.0
+    assert table.loc[("fusion", True), "share_below_threshold"] == 0.0
+    # without the filter damaged songs do reach the lists (so the filter is what removes them)
+    assert table.loc[("fusion", False), "share_damaged"] > 0.0
+    assert table.loc[("fusion", True), "mean_quality"] >= table.loc[("fusion", False), "mean_quality"]
+    # every variant that filters (each channel alone runs with the filter on) shows no damaged song
+    assert (report.table[report.table["quality_filter"]]["share_damaged"] == 0.0).all()
+
+
+def test_threshold_sweep_and_plot(report):
+    sweep = report.sweep
+    assert list(sweep["quality_threshold"]) == sorted(sweep["quality_threshold"])
+    # a stricter threshold never lowers the mean quality of what is shown
+    assert sweep["mean_quality"].is_monotonic_increasing
+    assert report.plot_path.exists()
+    assert report.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_temporal_split_fits_on_the_past_only(pipeline):
+    split = temporal_split(pipeline.interactions, test_fraction=0.2)
+    assert (pd.to_datetime(split.train["timestamp"], utc=True) < split.split_time).all()
+    assert (pd.to_datetime(split.test["timestamp"], utc=True) >= split.split_time).all()
+    assert len(split.train) + len(split.test) == len(pipeline.interactions)
+    relevant = relevant_after_split(split)
+    test_events = split.test.assign(w=split.test["weight"])
+    sums = test_events.groupby(["user_id", "song_id"])["w"].sum()
+    for user, songs in list(relevant.items())[:20]:
+        for song in songs:
+            assert sums[(user, song)] > 0  # skips alone never make a song relevant
+    # a play followed by a skip (net weight 0) is never relevant
+    skipped = sums[sums <= 0].index
+    assert not any(song in relevant.get(user, set()) for user, song in skipped)
+
+
+def test_ranking_metrics_by_hand():
+    ranked = ["a", "b", "c", "d"]
+    relevant = {"b", "d", "z"}
+    assert recall_at_k(ranked, relevant, 2) == pytest.approx(1 / 2)
+    assert recall_at_k(ranked, relevant, 4) == pytest.approx(2 / 3)
+    dcg = 1 / math.log2(3) + 1 / math.log2(5)
+    ideal = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg_at_k(ranked, relevant, 4) == pytest.approx(dcg / ideal)
+    assert hit_rate_at_k(ranked, relevant, 1) == 0.0 and hit_rate_at_k(ranked, relevant, 2) == 1.0
+    assert catalogue_coverage([["a", "b"], ["b", "c"]], 10) == pytest.approx(0.3)
+    assert gini_of_exposure([["a"], ["b"]], ["a", "b"]) == pytest.approx(0.0)
+    # one song shown to everybody out of four: maximal inequality for n=4 is (n-1)/n
+    assert gini_of_exposure([["a"]] * 5, ["a", "b", "c", "d"]) == pytest.approx(3 / 4)
