@@ -118,6 +118,7 @@ def main() -> int:
     print(f"fit:                 {fit_s:8.1f} s   per channel {stats['channel_fit_seconds']}")
     print(f"  listening matrix:  {stats['users']:,} users x {stats['songs']:,} songs, {stats['pairs']:,} positive pairs,"
           f" {stats['warm_songs']:,} warm songs")
+    print(f"  peak RSS after fit: {peak_rss_gb():.2f} GB")
     del interactions
 
     rng = np.random.default_rng(1)
@@ -146,11 +147,27 @@ def main() -> int:
             bare_model.similar_items(int(i), N=10)
         bare.append(time.perf_counter() - t)
 
+    # second reference: implicit's own new-user query (ALS recalculate_user + top-k over every song)
+    import scipy.sparse as sp
+
+    als = model.user_._fold_model
+    als_bare = []
+    for seeds in queries:
+        idx, _ = model.songs_.lookup(seeds)
+        row = sp.csr_matrix((np.ones(len(idx), np.float32), (np.zeros(len(idx), np.int64), idx)),
+                            shape=(1, args.songs))
+        t = time.perf_counter()
+        als.recommend(0, row, N=10, recalculate_user=True, filter_already_liked_items=True)
+        als_bare.append(time.perf_counter() - t)
+
     p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
     b50, b99 = percentile_ms(bare, 50), percentile_ms(bare, 99)
     print(f"recommend (5 seeds): p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {np.mean(latencies) * 1000:.2f} ms")
     print(f"implicit similar_items x5 (bare BM25 item-item): p50 {b50:7.3f} ms   p99 {b99:7.3f} ms")
     print(f"ratio recommend / bare implicit: p50 {p50 / b50:6.1f}x   p99 {p99 / b99:6.1f}x")
+    a50, a99 = percentile_ms(als_bare, 50), percentile_ms(als_bare, 99)
+    print(f"implicit ALS recommend(recalculate_user=True) over all songs: p50 {a50:7.2f} ms   p99 {a99:7.2f} ms")
+    print(f"ratio recommend / implicit ALS new-user query: p50 {p50 / a50:6.2f}x   p99 {p99 / a99:6.2f}x")
 
     # per-channel split of the query time (where the milliseconds go)
     for name, channel in model.channels().items():

@@ -89,7 +89,6 @@ class MusicFlamingoResource(dg.ConfigurableResource):
     def build_scorer(self, paths: DataPaths, fetch: bool = True):
         """A ``MusicFlamingoQualityScorer`` (the model loads lazily, on the first uncached song)."""
         from sunorecsys.quality.flamingo import MusicFlamingoQualityScorer
-
         from sunorecsys.quality.prompt import QUALITY_PROMPT_TEMPLATE
 
         kwargs: dict[str, Any] = {"model_id": self.model_ref, "device": self.device,

@@ -89,3 +89,17 @@ def check_evaluations(result) -> dict[tuple[str, str], bool]:
             ev = event.event_specific_data
             out[(ev.asset_key.path[-1], ev.check_name)] = ev.passed
     return out
+
+
+def materialize_in_child(instance_ref, data_root: str, selection: list[str], partition_key: str) -> tuple[bool, str]:
+    """Run in a separate process (spawned): one materialization against a shared instance.
+
+    Two of these at once is what two concurrent runs are: two processes writing to the same
+    warehouse and the same instance storage.
+    """
+    from pathlib import Path
+
+    with dg.DagsterInstance.from_ref(instance_ref) as instance:
+        result = materialize(selection, pipeline_resources(DataPaths(Path(data_root))), instance,
+                             partition_key=partition_key, raise_on_error=False)
+        return bool(result.success), result.run_id

@@ -8,7 +8,8 @@ partition stopped by the blocking checks, and two partitions materialized at the
 from __future__ import annotations
 
 import json
-import threading
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -19,6 +20,7 @@ from pipeline_support import (
     copy_sample,
     materialization_metadata,
     materialize,
+    materialize_in_child,
     partitions_with_songs,
     pipeline_resources,
     skip_unless_library,
@@ -173,26 +175,22 @@ def test_blocking_checks_stop_a_partition_with_low_coverage_and_unparseable_answ
 
 @skip_unless_library("sunorecsys.quality.blend")
 def test_two_partitions_materialized_at_once_both_land_intact(pipeline, ingested):
-    paths, instance, resources = pipeline
+    paths, instance, _ = pipeline
     _, days, _ = ingested
     pair = days[2:4]
-    results: dict[str, object] = {}
-
-    def run(day: str) -> None:
-        results[day] = materialize(["songs", *SIGNAL_PATH], resources, instance, partition_key=day)
-
-    threads = [threading.Thread(target=run, args=(day,)) for day in pair]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # two runs in two processes at the same time, sharing the warehouse and the instance storage
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {day: pool.submit(materialize_in_child, instance.get_ref(), str(paths.root),
+                                    ["songs", *SIGNAL_PATH], day) for day in pair}
+        outcomes = {day: f.result(timeout=600) for day, f in futures.items()}
     for day in pair:
-        assert results[day].success
+        success, run_id = outcomes[day]
+        assert success, run_id
+        assert instance.get_run_by_id(run_id).is_success
         songs = pd.read_parquet(partition_path(paths.warehouse_dir, "songs", day))
         quality = pq.read_table(partition_path(paths.warehouse_dir, "quality_scores", day)).to_pandas()
         assert set(quality["song_id"]) == set(songs["song_id"]) and (quality["date"] == day).all()
         assert not list(partition_path(paths.warehouse_dir, "quality_scores", day).parent.glob("*.tmp"))
-        # the instance recorded both partitions' materializations
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("quality_scores"), asset_partitions=[day]), limit=5)
-        assert records.records
+        assert [r.asset_materialization.partition for r in records.records] == [day]

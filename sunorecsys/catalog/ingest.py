@@ -313,29 +313,35 @@ class _Normaliser:
         self.song_frames.append(frame)
 
     def finish(self) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-        if self.song_frames:
-            songs = pd.concat(self.song_frames, ignore_index=True)
-        else:
-            songs = _empty_songs().assign(src_file=pd.Series(dtype=object), src_position=pd.Series(dtype="int64"),
-                                          src_order=pd.Series(dtype="int64"))
+        frames = self.song_frames or [_empty_songs().assign(
+            src_file=pd.Series(dtype=object), src_position=pd.Series(dtype="int64"),
+            src_order=pd.Series(dtype="int64"))]
         self.song_frames = []
-        # Newest record per id wins; on equal created_at the later one in the input. Index
-        # arithmetic on numpy keys, then one take of the frame (string columns are costly to move).
-        id_codes, _ = pd.factorize(songs["song_id"], sort=True)  # codes in id order
-        created_us = songs["created_at"].dt.tz_convert(None).to_numpy("datetime64[us]").view(np.int64)
-        order = songs["src_order"].to_numpy()
+        # Newest record per id wins; on equal created_at the later one in the input. Decided on
+        # three key columns only; then only the batches holding a superseded row are filtered
+        # (one at a time), so the big string columns are never copied as a whole.
+        starts = np.cumsum([0] + [len(f) for f in frames])
+        id_codes, _ = pd.factorize(pd.concat([f["song_id"] for f in frames], ignore_index=True))
+        created_us = np.concatenate([f["created_at"].dt.tz_convert(None).to_numpy("datetime64[us]")
+                                     for f in frames]).view(np.int64)
+        order = np.concatenate([f["src_order"].to_numpy() for f in frames])
         by_id = np.lexsort((order, created_us, id_codes))
         codes_sorted = id_codes[by_id]
         is_last = np.ones(len(by_id), dtype=bool)
         if len(by_id):
             is_last[:-1] = codes_sorted[1:] != codes_sorted[:-1]
-        superseded_rows = by_id[~is_last]
+        superseded_rows = np.sort(by_id[~is_last])
         duplicates = int(superseded_rows.size)
+
+        def row_at(global_row: int) -> pd.Series:
+            k = int(np.searchsorted(starts, global_row, side="right")) - 1
+            return frames[k].iloc[global_row - starts[k]]
+
         if duplicates:
             winner_of = dict(zip(id_codes[by_id[is_last]], by_id[is_last]))
-            for r in np.sort(superseded_rows):
-                row = songs.iloc[r]
-                winner = songs.iloc[winner_of[id_codes[r]]]
+            for r in superseded_rows:
+                row = row_at(int(r))
+                winner = row_at(int(winner_of[id_codes[r]]))
                 song_fields = {c: row[c] for c in SONG_COLUMNS}
                 song_fields["created_at"] = row["created_at"].isoformat()
                 song_fields["tags"] = list(row["tags"])
@@ -347,10 +353,12 @@ class _Normaliser:
                             f"superseded by the record at {winner['src_file']} position "
                             f"{int(winner['src_position'])} (created_at {winner['created_at'].isoformat()})",
                             song_fields)
-        if duplicates:  # input order, minus the superseded rows (a filter, not a sort: cheap)
-            keep = np.ones(len(songs), dtype=bool)
-            keep[superseded_rows] = False
-            songs = songs[keep].reset_index(drop=True)
+            frame_of = np.searchsorted(starts, superseded_rows, side="right") - 1
+            for k in np.unique(frame_of):
+                keep = np.ones(len(frames[k]), dtype=bool)
+                keep[superseded_rows[frame_of == k] - starts[k]] = False
+                frames[k] = frames[k][keep]
+        songs = pd.concat([f[SONG_COLUMNS] for f in frames], ignore_index=True)
         songs = songs[SONG_COLUMNS]
         rejected = pd.DataFrame(self.rejected, columns=REJECTED_COLUMNS)
         rejected["position"] = rejected["position"].astype("int64")

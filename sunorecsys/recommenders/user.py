@@ -102,9 +102,7 @@ class UserChannel:
         parts = []
         if len(self.pool_) and (user_row is not None or len(seed_idx)):
             vec = self.user_factors_[user_row] if user_row is not None else self.fold_in(seed_idx)
-            if not hasattr(self, "_pool_factors"):  # contiguous copy: no gather per query
-                self._pool_factors = np.ascontiguousarray(self.item_factors_[self.pool_])
-            als = best_of(self.pool_, self._pool_factors @ vec, n, exclude)
+            als = self._als_top(vec, n, exclude)
             parts.append((als, 1.0 - self.creator_share))
         creator = self._creator_candidates(seed_idx, exclude)
         if len(creator):
@@ -115,6 +113,22 @@ class UserChannel:
         vals = np.concatenate([normalise_scores(c.scores) * w for c, w in parts])
         uniq, inv = np.unique(cols, return_inverse=True)
         return best_of(uniq, np.bincount(inv, weights=vals).astype(np.float32), n, None)
+
+    def _als_top(self, vec: np.ndarray, n: int, exclude: np.ndarray | None) -> Candidates:
+        """Top ``n`` of the pool by dot product; exclusions masked in place (no set operations)."""
+        if not hasattr(self, "_pool_factors"):  # contiguous copy and song -> pool position, built once
+            self._pool_factors = np.ascontiguousarray(self.item_factors_[self.pool_])
+            self._pool_pos = np.full(self.item_factors_.shape[0], -1, np.int64)
+            self._pool_pos[self.pool_] = np.arange(len(self.pool_))
+        scores = self._pool_factors @ vec
+        if exclude is not None and len(exclude):
+            pos = self._pool_pos[exclude]
+            scores[pos[pos >= 0]] = -np.inf
+        k = min(n, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.isfinite(scores[top]) & (scores[top] > 0)]
+        order = np.lexsort((self.pool_[top], -scores[top]))
+        return Candidates(self.pool_[top[order]], scores[top[order]].astype(np.float32))
 
     def _creator_candidates(self, seed_idx: np.ndarray, exclude: np.ndarray | None) -> Candidates:
         if len(seed_idx) == 0 or self.creator_songs_.shape[0] == 0:

@@ -271,7 +271,6 @@ def quality_scores(context: dg.AssetExecutionContext, data_root: DataRootResourc
 def music_flamingo_scores_file(context: dg.AssetExecutionContext, data_root: DataRootResource
                                ) -> dg.MaterializeResult:
     from sunorecsys.quality.export import guide_entries
-
     from sunorecsys.quality.scores_file import write_scores_file
 
     paths = data_root.paths
