@@ -23,7 +23,8 @@ from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
 from sunorecsys_pipeline.partitions import daily_partitions
 from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Per-song warnings stay in the run logs (visible in the UI); the terminal gets one line per run.
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def _instance() -> dg.DagsterInstance:
@@ -48,16 +49,34 @@ def _ensure_catalogue(paths: DataPaths) -> None:
     print("  " + sample.summary().replace("\n", "\n  "))
 
 
+def _show(path) -> str:
+    """A path relative to the working directory when it is inside it (shorter to copy)."""
+    path = os.path.abspath(path)
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def _day_summary(paths: DataPaths, day: str) -> str:
+    from sunorecsys.warehouse.parquet import partition_path
+
+    quality = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
+    checks = pd.read_parquet(partition_path(paths.warehouse_dir, "audio_checks", day))
+    undecodable = int((checks["status"] != "ok").sum())
+    hard = int(checks["hard_fail"].sum()) - undecodable
+    return (f"{len(quality)} songs, {undecodable} without usable audio, {hard} failing signal checks, "
+            f"mean quality {quality['quality_score'].mean():.2f}")
+
+
 def _run(label: str, selection: Sequence[str], resources: dict, instance: dg.DagsterInstance,
-         partition_key: str | None = None) -> bool:
+         partition_key: str | None = None, summary=None) -> bool:
     started = time.perf_counter()
     result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources, instance=instance,
                             partition_key=partition_key, raise_on_error=False, run_config=QUIET)
     seconds = time.perf_counter() - started
     if result.success:
-        print(f"  ok    {label:<44} {seconds:5.1f} s")
+        print(f"  ok    {label:<16} {seconds:5.1f} s" + (f"  {summary()}" if summary else ""))
         return True
-    print(f"  FAIL  {label:<44} {seconds:5.1f} s  (run {result.run_id})")
+    print(f"  FAIL  {label:<16} {seconds:5.1f} s  (run {result.run_id})")
     for event in result.all_events:
         if event.is_step_failure:
             print(f"        {event.step_key}: {event.step_failure_data.error.message.strip()[:400]}")
@@ -95,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.data_dir:
         os.environ["SUNORECSYS_DATA_DIR"] = str(args.data_dir)
     paths = DataPaths.from_env(args.data_dir)
-    print(f"data root: {paths.root.resolve()}")
+    print(f"data root: {_show(paths.root)}")
     _ensure_catalogue(paths)
     instance = _instance()
 
@@ -112,26 +131,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "quality scores come from the signal checks")
 
     print("\nmaterializing (one run per step group and day):")
-    ok = _run("raw_songs", ["raw_songs"], resources, instance)
+    ok = _run("raw_songs", ["raw_songs"], resources, instance,
+              summary=lambda: f"{len(pd.read_parquet(paths.processed_songs))} songs, "
+                              f"{len(pd.read_parquet(paths.rejected_songs))} records rejected")
     if not ok:
         return 1
     songs = pd.read_parquet(paths.processed_songs)
     days = sorted(set(songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
                   & set(daily_partitions.get_partition_keys()))
     selection = scoring_assets(flamingo=with_flamingo, audiobox=with_audiobox)
+    print(f"  each day: {' + '.join(selection)}")
     for day in days:
-        ok &= _run(f"{' + '.join(selection)} {day}", selection, resources, instance, partition_key=day)
-    ok &= _run(" + ".join(REFIT_ASSETS), REFIT_ASSETS, resources, instance)
+        ok &= _run(f"day {day}", selection, resources, instance, partition_key=day,
+                   summary=lambda day=day: _day_summary(paths, day))
+    print(f"  refit: {' + '.join(REFIT_ASSETS)}")
+    ok &= _run("refit", REFIT_ASSETS, resources, instance)
 
     warehouse = paths.warehouse_dir
-    print(f"\ntables (Parquet, one file per day): {warehouse}/<table>/date=YYYY-MM-DD/part-0.parquet")
+    print(f"\ntables (Parquet, one file per day): {_show(warehouse)}/<table>/date=YYYY-MM-DD/part-0.parquet")
     for table in sorted(p.name for p in warehouse.iterdir() if p.is_dir()) if warehouse.exists() else []:
         files = list((warehouse / table).glob("**/part-0.parquet"))
         print(f"  {table:<16} {len(files):3d} file(s)")
-    print(f"guide's scores file: {paths.flamingo_scores_file}")
-    print(f"fitted recommender:  {paths.models_dir / 'hybrid'}")
-    print(f"analyst views:       {paths.warehouse_db}")
-    glob = f"{warehouse}/songs/*/*.parquet"
+    print(f"guide's scores file: {_show(paths.flamingo_scores_file)}")
+    print(f"fitted recommender:  {_show(paths.models_dir / 'hybrid')}")
+    print(f"analyst views:       {_show(paths.warehouse_db)} (views only; Parquet is the store of record)")
+    glob = f"{_show(warehouse)}/songs/*/*.parquet"
     print("\nquery with DuckDB:")
     print(f"  .venv/bin/python -c \"import duckdb; print(duckdb.sql(\\\"SELECT date, count(*) AS songs FROM "
           f"read_parquet('{glob}', hive_partitioning=true) GROUP BY 1 ORDER BY 1\\\"))\"")

@@ -58,14 +58,19 @@ def touched_partitions(files: list[Path], log=None) -> list[str]:
     return sorted(days & valid)
 
 
-def catalogue_run_requests(raw_dir: Path, cursor: str | None, *, flamingo: bool, audiobox: bool, log=None
-                           ) -> tuple[list[dg.RunRequest], str]:
-    """Run requests for new/changed catalogue files and the new cursor (pure: no Dagster context)."""
+def catalogue_run_requests(raw_dir: Path, cursor: str | None, *, flamingo: bool, audiobox: bool, log=None,
+                           ingested_at: float | None = None) -> tuple[list[dg.RunRequest], str]:
+    """Run requests for new/changed catalogue files and the new cursor (pure: no Dagster context).
+
+    ``ingested_at`` (UNIX seconds, first tick only): files last modified before the latest
+    ``raw_songs`` materialization were ingested already (e.g. by ``make demo``) and do not fire.
+    """
     from sunorecsys.catalog.ingest import find_catalogue_files
 
     seen: dict[str, list[int]] = json.loads(cursor) if cursor else {}
     now = file_versions(find_catalogue_files(raw_dir)) if raw_dir.exists() else {}
-    changed = sorted(p for p, v in now.items() if seen.get(p) != v)
+    changed = sorted(p for p, v in now.items() if seen.get(p) != v
+                     and not (cursor is None and ingested_at is not None and v[0] / 1e9 < ingested_at))
     if not changed:
         return [], json.dumps(now, sort_keys=True)
     digest = hashlib.sha1(json.dumps({p: now[p] for p in changed}, sort_keys=True).encode()).hexdigest()[:12]
@@ -88,9 +93,13 @@ def catalogue_run_requests(raw_dir: Path, cursor: str | None, *, flamingo: bool,
 )
 def catalogue_files_sensor(context: dg.SensorEvaluationContext, data_root: DataRootResource,
                            flamingo: MusicFlamingoResource, audiobox: AudioboxResource):
+    ingested_at = None
+    if context.cursor is None:  # first tick: do not re-ingest what raw_songs has already read
+        latest = context.instance.get_latest_materialization_event(dg.AssetKey("raw_songs"))
+        ingested_at = latest.timestamp if latest is not None else None
     requests, cursor = catalogue_run_requests(
         data_root.paths.raw_dir, context.cursor, flamingo=flamingo.weights_available(),
-        audiobox=audiobox.weights_available(), log=context.log)
+        audiobox=audiobox.weights_available(), log=context.log, ingested_at=ingested_at)
     context.update_cursor(cursor)
     if not requests:
         return dg.SkipReason(f"no new or changed catalogue files in {data_root.paths.raw_dir}")

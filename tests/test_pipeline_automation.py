@@ -163,3 +163,19 @@ def test_sensor_fires_once_per_catalogue_file_version(instance, tmp_path):
     new, _, _ = _sensor_tick(instance, resources, cursor3)
     assert [r.partition_key for r in new] == [None, days[0]]
     assert "late_songs.jsonl" in new[0].tags["sunorecsys/catalogue_files"]
+
+
+@skip_unless_library("sunorecsys.catalog.ingest")
+def test_sensor_first_tick_skips_files_already_ingested(instance, tmp_path):
+    from sunorecsys.catalog.sample import generate_sample_catalogue
+
+    paths = DataPaths(tmp_path / "data")
+    generate_sample_catalogue(paths.root, n_songs=6, days=2, with_audio=False)
+    catalogue = paths.raw_dir / "all_songs.json"
+    old = catalogue.stat().st_mtime_ns - 3_600_000_000_000  # written an hour before ...
+    os.utime(catalogue, ns=(old, old))
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="raw_songs"))  # ... it was ingested
+    requests, cursor, _ = _sensor_tick(instance, pipeline_resources(paths), None)
+    assert requests == [] and "all_songs.json" in cursor
+    os.utime(catalogue)  # rewritten after the ingestion: fires
+    assert _sensor_tick(instance, pipeline_resources(paths), cursor)[0]

@@ -108,13 +108,14 @@ def test_quality_threshold_applies_last_and_unscored_policy(catalogue):
 
 def test_recommend_for_a_listener_skips_what_they_heard(model, catalogue):
     _, interactions, _ = catalogue
-    heard = set(interactions[(interactions["user_id"] == "user-3") & (interactions["weight"] > 0)]["song_id"])
+    mine = interactions[interactions["user_id"] == "user-3"]
+    net = mine.groupby("song_id")["weight"].sum()
+    heard = set(net[net > 0].index)            # a play then a skip is not "heard and liked"
     recs = model.recommend(user_id="user-3", n=5)
     assert len(recs) == 5
     ids = {r["song_id"] for r in recs}
     assert not ids & heard
-    genre = next(iter(heard)).split("-")[0]
-    assert sum(s.startswith(genre) for s in ids) >= 4
+    assert sum(s.startswith("lofi") for s in ids) >= 4  # user-3 listens to lo-fi (3 % 3 == 0)
     assert "user" in set().union(*(r["channels"] for r in recs))
     with pytest.warns(UserWarning, match="no listening history"):
         assert model.recommend(user_id="stranger", n=5) == []
