@@ -21,7 +21,7 @@ class DataPaths:
     root: Path
 
     @classmethod
-    def from_env(cls, root: str | os.PathLike | None = None) -> "DataPaths":
+    def from_env(cls, root: str | os.PathLike | None = None) -> DataPaths:
         return cls(Path(root) if root is not None else default_data_root())
 
     @property

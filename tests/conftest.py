@@ -8,9 +8,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from sunorecsys.paths import DataPaths  # noqa: E402
+from sunorecsys.paths import DataPaths
 
 
 @pytest.fixture

@@ -3,32 +3,14 @@ catalogue, the resources pointing at it, and small run helpers."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from sunorecsys.paths import DataPaths
-
-
-def library_missing(*modules: str) -> str | None:
-    """The first of ``modules`` that cannot be found (another area's library not written yet)."""
-    for name in modules:
-        try:
-            if importlib.util.find_spec(name) is None:
-                return name
-        except ModuleNotFoundError:
-            return name
-    return None
-
-
-def skip_unless_library(*modules: str):
-    missing = library_missing(*modules)
-    return pytest.mark.skipif(missing is not None, reason=f"library {missing} not written yet")
 
 
 def copy_sample(sample: DataPaths, dest: Path) -> DataPaths:

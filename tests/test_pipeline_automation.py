@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 import pytest
-from pipeline_support import pipeline_resources, skip_unless_library
+from pipeline_support import pipeline_resources
 
 from sunorecsys.audio.checks import CHECKS_VERSION
 from sunorecsys.paths import DataPaths
@@ -103,7 +103,6 @@ def test_nightly_rescores_partitions_whose_stored_scorer_version_differs(instanc
     assert "audiobox_scores" in reasons["stale"][1].tags["sunorecsys/reason"]
 
 
-@skip_unless_library("sunorecsys.quality.flamingo")
 def test_a_new_prompt_or_model_id_makes_flamingo_partitions_stale(instance, tmp_path):
     paths = DataPaths(tmp_path / "data")
     model_dir = tmp_path / "flamingo"
@@ -130,7 +129,6 @@ def _sensor_tick(instance, resources, cursor):
     return list(result.run_requests or []), result.cursor, result.skip_message
 
 
-@skip_unless_library("sunorecsys.catalog.ingest")
 def test_sensor_fires_once_per_catalogue_file_version(instance, tmp_path):
     from sunorecsys.catalog.sample import generate_sample_catalogue
 
@@ -165,7 +163,6 @@ def test_sensor_fires_once_per_catalogue_file_version(instance, tmp_path):
     assert "late_songs.jsonl" in new[0].tags["sunorecsys/catalogue_files"]
 
 
-@skip_unless_library("sunorecsys.catalog.ingest")
 def test_sensor_first_tick_skips_files_already_ingested(instance, tmp_path):
     from sunorecsys.catalog.sample import generate_sample_catalogue
 

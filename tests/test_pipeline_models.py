@@ -15,23 +15,16 @@ from pipeline_support import (
     materialize,
     partitions_with_songs,
     pipeline_resources,
-    skip_unless_library,
 )
 
 from sunorecsys.warehouse.parquet import partition_path
 from sunorecsys_pipeline.definitions import defs
 from sunorecsys_pipeline.resources import MusicFlamingoResource
 
-pytestmark = skip_unless_library("sunorecsys.catalog.ingest", "sunorecsys.quality.flamingo",
-                                 "sunorecsys.quality.blend")
-
 
 @pytest.fixture
 def scripted_model(request):
-    try:
-        return request.getfixturevalue("tiny_flamingo")[("audioflamingo3", "scripted")]
-    except pytest.FixtureLookupError:
-        pytest.skip("the tiny_flamingo fixture (quality area) is not there")
+    return request.getfixturevalue("tiny_flamingo")[("audioflamingo3", "scripted")]
 
 
 def test_flamingo_scores_cache_blend_and_staleness(small_catalogue, scripted_model, tmp_path):

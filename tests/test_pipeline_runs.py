@@ -23,23 +23,18 @@ from pipeline_support import (
     materialize_in_child,
     partitions_with_songs,
     pipeline_resources,
-    skip_unless_library,
 )
 
 from sunorecsys.audio.checks import CHECKS_VERSION
 from sunorecsys.warehouse.parquet import partition_path, read_table, write_partition
 from sunorecsys_pipeline.versions import version_digest
 
-pytestmark = skip_unless_library("sunorecsys.catalog.ingest")
 SIGNAL_PATH = ["audio_checks", "quality_scores"]
 
 
 @pytest.fixture(scope="module")
 def pipeline(request, tmp_path_factory):
-    try:
-        sample = request.getfixturevalue("sample_data")
-    except pytest.FixtureLookupError:
-        pytest.skip("the sample_data fixture (catalog area) is not there yet")
+    sample = request.getfixturevalue("sample_data")
     paths = copy_sample(sample, tmp_path_factory.mktemp("pipeline") / "data")
     (paths.root / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(paths.root / "dagster")) as instance:
@@ -77,7 +72,6 @@ def test_raw_songs_and_every_songs_partition_land_as_parquet(pipeline, ingested)
     assert set(read_table(paths.warehouse_dir, "songs")["song_id"]) == set(processed["song_id"])
 
 
-@skip_unless_library("sunorecsys.quality.blend")
 def test_signal_path_scores_every_song_of_a_partition(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
@@ -101,7 +95,6 @@ def test_signal_path_scores_every_song_of_a_partition(pipeline, ingested):
         assert tags[0]["sunorecsys/scorer_version"] == version_digest(CHECKS_VERSION)
 
 
-@skip_unless_library("sunorecsys.quality.flamingo")
 def test_model_assets_fail_fast_with_the_library_message_when_weights_are_missing(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
@@ -118,8 +111,6 @@ def test_model_assets_fail_fast_with_the_library_message_when_weights_are_missin
     assert not partition_path(paths.warehouse_dir, "flamingo_scores", days[0]).exists()
 
 
-@skip_unless_library("sunorecsys.quality.blend", "sunorecsys.quality.export", "sunorecsys.recommenders.hybrid",
-                     "sunorecsys.evaluation", "sunorecsys.catalog.interactions")
 def test_recommender_refit_writes_model_recommendations_evaluation_and_views(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
@@ -148,7 +139,6 @@ def test_recommender_refit_writes_model_recommendations_evaluation_and_views(pip
     assert paths.warehouse_db.exists()
 
 
-@skip_unless_library("sunorecsys.quality.blend")
 def test_blocking_checks_stop_a_partition_with_low_coverage_and_unparseable_answers(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
@@ -173,7 +163,6 @@ def test_blocking_checks_stop_a_partition_with_low_coverage_and_unparseable_answ
     assert not result.success  # blocking: the run stops here, nothing downstream would run
 
 
-@skip_unless_library("sunorecsys.quality.blend")
 def test_two_partitions_materialized_at_once_both_land_intact(pipeline, ingested):
     paths, instance, _ = pipeline
     _, days, _ = ingested

@@ -27,7 +27,7 @@ def load_scores(path: str | os.PathLike) -> dict[str, float]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object keyed by song_id, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected a JSON object keyed by song_id, got {type(data).__name__}")  # noqa: TRY004 (bad file content, not a bad argument)
     out: dict[str, float] = {}
     for song_id, entry in data.items():
         if not isinstance(entry, Mapping):
