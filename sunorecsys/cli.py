@@ -21,7 +21,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sunorecsys", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sunorecsys",
+        description="A quality-aware recommender for catalogues of AI-generated (Suno) songs.")
     parser.add_argument("--data-dir", default=None,
                         help="data root (default: $SUNORECSYS_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
