@@ -10,6 +10,10 @@ One tick requests, in queue-priority order:
    ``stale_assets_only`` ignores partitioned assets, so versions.py compares them;
 4. the recommender refit and evaluation, and the analyst views.
 
+The order is enforced by the run queue, not by hope: every run of a night carries the tag
+``sunorecsys/nightly=<date>``, and ``dagster.yaml`` limits that tag to one run at a time per value,
+so the queued runs start one after another in priority order (ingest 30, scoring 20, refit 10).
+
 Model scorers whose weights are not configured are left out (said in the tick's log). The score
 cache makes a rerun of an unchanged partition cheap: only new or changed songs reach the model.
 """

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -91,3 +94,21 @@ def test_partitions_are_daily_utc_from_the_configured_start():
     assert keys[0] == "2026-10-01"
     assert "2026-11-14" in keys
     assert daily_partitions.timezone == "UTC"
+
+
+def test_repo_instance_config_serialises_each_night_and_limits_the_gpu_pool(tmp_path, monkeypatch):
+    # The nightly ordering (ingest -> scoring -> refit) rests on this config: one run per
+    # `sunorecsys/nightly` value at a time, dequeued by priority. Load it as Dagster would.
+
+    from sunorecsys_pipeline.schedules import NIGHTLY_TAG
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+        assert limits[NIGHTLY_TAG]["limit"] == 1
+        assert limits[NIGHTLY_TAG]["value"] == {"applyLimitPerUniqueValue": True}
+        assert queue.max_concurrent_runs == 2
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.run_monitoring_settings.get("free_slots_after_run_end_seconds") == 30
