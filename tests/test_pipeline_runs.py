@@ -83,6 +83,11 @@ def test_signal_path_scores_every_song_of_a_partition(pipeline, ingested):
         assert set(checks["song_id"]) == set(songs["song_id"]) == set(quality["song_id"])
         assert quality["quality_score"].between(0, 1).all()
         assert all(list(s) == ["signal"] for s in quality["sources"])
+        # both tables carry the song context analysts slice by, equal to the songs partition
+        for table in (checks, quality):
+            context = table.set_index("song_id")[["genre", "user_id", "handle", "play_count"]]
+            expected = songs.set_index("song_id").loc[context.index, ["genre", "user_id", "handle", "play_count"]]
+            pd.testing.assert_frame_equal(context, expected, check_dtype=False)
         # hard-failed audio scores 0
         hard = set(checks.loc[checks["hard_fail"], "song_id"])
         assert (quality.set_index("song_id").loc[list(hard), "quality_score"] == 0).all()

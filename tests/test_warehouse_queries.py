@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sunorecsys.catalog.song_context import SONG_CONTEXT_COLUMNS
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.analyst_queries import ANALYST_QUERIES, QUERIES_BY_NAME
 from sunorecsys.warehouse.parquet import read_table
@@ -29,8 +30,13 @@ def warehouse(tmp_path_factory) -> DataPaths:
 
 @pytest.fixture(scope="module")
 def frames(warehouse) -> dict[str, pd.DataFrame]:
-    return {t: read_table(warehouse.warehouse_dir, t)
-            for t in ("songs", "quality_scores", "audio_checks", "flamingo_scores")}
+    # The pandas side answers from the table of record: score tables lose their song-context
+    # snapshot and are joined with `songs`, as an analyst without the snapshot would.
+    out = {t: read_table(warehouse.warehouse_dir, t)
+           for t in ("songs", "quality_scores", "audio_checks", "flamingo_scores")}
+    for t in ("quality_scores", "audio_checks"):
+        out[t] = out[t].drop(columns=list(SONG_CONTEXT_COLUMNS), errors="ignore")
+    return out
 
 
 def sql_frame(name: str, paths: DataPaths) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """Five analyst questions as SQL over the warehouse views (shown in the README, tested, benchmarked).
 
-Each is plain DuckDB SQL over the views ``songs``, ``quality_scores``, ``audio_checks`` and
-``flamingo_scores`` and uses only the columns agreed in CONTRACTS.md, so it runs unchanged through
-``sunorecsys sql``, the DuckDB CLI on ``data/warehouse.duckdb``, or ``duckdb.connect(...)``.
+Each is plain DuckDB SQL over the views ``quality_scores``, ``audio_checks`` and ``flamingo_scores``,
+so it runs unchanged through ``sunorecsys sql``, the DuckDB CLI on ``data/warehouse.duckdb``, or
+``duckdb.connect(...)``. The daily score tables carry the song context (genre, creator, counts at
+scoring time: ``sunorecsys.catalog.song_context``), so none of these needs a join with ``songs``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ ANALYST_QUERIES: tuple[AnalystQuery, ...] = (
         "daily_quality_by_genre",
         "Daily mean blended quality per genre, and the share of songs below the guide's 0.4 threshold.",
         """\
-SELECT q.date AS day,
-       coalesce(s.genre, '(none)') AS genre,
+SELECT date AS day,
+       coalesce(genre, '(none)') AS genre,
        count(*) AS songs,
-       avg(q.quality_score) AS mean_quality,
-       avg((q.quality_score < 0.4)::INT) AS share_below_0_4
-FROM quality_scores AS q
-JOIN songs AS s USING (song_id)
-WHERE q.quality_score IS NOT NULL
+       avg(quality_score) AS mean_quality,
+       avg((quality_score < 0.4)::INT) AS share_below_0_4
+FROM quality_scores
+WHERE quality_score IS NOT NULL
 GROUP BY ALL
 ORDER BY day, genre""",
     ),
@@ -37,14 +37,13 @@ ORDER BY day, genre""",
         "worst_creators_by_failed_audio",
         "Creators (with at least 5 checked songs) whose uploads most often fail the audio checks.",
         """\
-SELECT s.user_id AS creator,
-       max(s.handle) AS handle,
+SELECT user_id AS creator,
+       max(handle) AS handle,
        count(*) AS songs_checked,
-       count(*) FILTER (WHERE a.hard_fail OR a.status <> 'ok') AS failed,
-       count(*) FILTER (WHERE a.hard_fail OR a.status <> 'ok') / count(*) AS failed_share
-FROM audio_checks AS a
-JOIN songs AS s USING (song_id)
-GROUP BY s.user_id
+       count(*) FILTER (WHERE hard_fail OR status <> 'ok') AS failed,
+       count(*) FILTER (WHERE hard_fail OR status <> 'ok') / count(*) AS failed_share
+FROM audio_checks
+GROUP BY user_id
 HAVING count(*) >= 5
 ORDER BY failed_share DESC, songs_checked DESC, creator
 LIMIT 20""",
@@ -74,13 +73,12 @@ ORDER BY first_day, scorer_version""",
         "quality_vs_plays",
         "Do better-scored songs get played more? Play counts per quality band of width 0.1.",
         """\
-SELECT least(floor(q.quality_score * 10), 9) / 10 AS quality_band,
+SELECT least(floor(quality_score * 10), 9) / 10 AS quality_band,
        count(*) AS songs,
-       avg(s.play_count) AS mean_plays,
-       median(s.play_count) AS median_plays
-FROM quality_scores AS q
-JOIN songs AS s USING (song_id)
-WHERE q.quality_score IS NOT NULL
+       avg(play_count) AS mean_plays,
+       median(play_count) AS median_plays
+FROM quality_scores
+WHERE quality_score IS NOT NULL
 GROUP BY quality_band
 ORDER BY quality_band""",
     ),

@@ -84,6 +84,11 @@ def write_synthetic_warehouse(warehouse_dir: str | os.PathLike, n_songs: int, da
     created = (np.datetime64(day_keys[0]) + day.astype("timedelta64[D]")).astype("datetime64[us]") + \
         rng.integers(0, 86_400_000_000, n).astype("timedelta64[us]")
 
+    def context(s: slice) -> dict:
+        # the song context the pipeline attaches to score tables (sunorecsys.catalog.song_context)
+        return {"genre": _pick(rng, GENRES, genre_idx[s]), "user_id": user_ids.take(pa.array(user[s])),
+                "handle": handles.take(pa.array(user[s])), "play_count": pa.array(plays[s])}
+
     columns = {
         "songs": lambda s: {
             "song_id": song_id[s], "title": pa.nulls(s.stop - s.start, pa.string()),
@@ -97,11 +102,13 @@ def write_synthetic_warehouse(warehouse_dir: str | os.PathLike, n_songs: int, da
             "status": _pick(rng, ("ok", "unreadable", "empty", "too_short"), status_idx[s]),
             "technical_score": pa.array(technical[s]), "hard_fail": pa.array(hard_fail[s]),
             "checks_version": pa.array(np.full(s.stop - s.start, "signal-1", object)),
+            **context(s),
         },
         "quality_scores": lambda s: {
             "song_id": song_id[s], "quality_score": pa.array(quality[s], from_pandas=True),
             "coverage": pa.array(np.where(no_source[s], 0.0, 1.0)), "hard_fail": pa.array(hard_fail[s]),
             "flamingo_score": pa.array(flamingo[s]), "technical_score": pa.array(technical[s]),
+            **context(s),
         },
         "flamingo_scores": lambda s: {
             "song_id": song_id[s], "status": _pick(rng, ("ok", "partial", "failed"), f_status[s]),

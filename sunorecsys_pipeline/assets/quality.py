@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from sunorecsys.catalog.song_context import attach_song_context
 from sunorecsys.warehouse.parquet import read_table, write_partition
 from sunorecsys_pipeline.assets.catalog import songs
 from sunorecsys_pipeline.assets.common import (
@@ -92,6 +93,7 @@ def audio_checks(context: dg.AssetExecutionContext, data_root: DataRootResource,
     song_rows = read_partition(paths, "songs", key)
     started = time.perf_counter()
     frame = run_audio_checks(song_rows, paths, **audio_checks_settings.check_kwargs())
+    frame = attach_song_context(frame, song_rows)  # analysts slice by genre/creator without a join
     path = write_partition(frame, paths.warehouse_dir, "audio_checks", key)
     unusable = frame[frame["status"] != "ok"]
     _log_failed_songs(context, unusable.assign(reason=unusable["status"] + ": " + unusable["detail"].fillna("")),
@@ -238,6 +240,7 @@ def quality_scores(context: dg.AssetExecutionContext, data_root: DataRootResourc
                                                   ("audiobox", audiobox_part)) if part is not None]
     context.log.info(f"quality_scores {key}: blending {', '.join(used)}")
     frame = combine_quality_scores(audio_checks=checks, flamingo=flamingo_part, audiobox=audiobox_part)
+    frame = attach_song_context(frame, song_rows)
     path = write_partition(frame, paths.warehouse_dir, "quality_scores", key)
     unscored = frame[frame["quality_score"].isna()]
     _log_failed_songs(context, unscored.assign(reason="no source scored it"), "quality scoring", "reason")
