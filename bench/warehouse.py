@@ -11,7 +11,8 @@ What each side measures (wall clock, same machine, same run):
 * cli: one real `python -m sunorecsys sql "<query>"` subprocess for the first query (end to end:
   interpreter start, imports, query, printing).
 * pandas: `pd.concat(pd.read_parquet(f, columns=<only the columns the query needs>) for f in files)`
-  for each table the query reads, then the same computation (merge / groupby / sort); one run.
+  for each table the query reads, then the same computation (groupby / sort); one run. Like the SQL,
+  pandas reads the song context (genre, creator, plays) from the score tables: no join on either side.
 
 Data: `sunorecsys.warehouse.synthetic.write_synthetic_warehouse` (vectorised numpy, written with
 write_partition): --rows songs over --days partitions, one row per song in each of songs,
@@ -57,9 +58,8 @@ def read(paths: DataPaths, table: str, columns: list[str], whole_files: bool = F
 
 # The same five answers computed with pandas (reading included).
 def pd_daily_quality_by_genre(p: DataPaths, whole: bool = False) -> pd.DataFrame:
-    q = read(p, "quality_scores", ["song_id", "quality_score", "date"], whole)
-    s = read(p, "songs", ["song_id", "genre"], whole)
-    m = q[q["quality_score"].notna()].merge(s, on="song_id")
+    q = read(p, "quality_scores", ["song_id", "quality_score", "date", "genre"], whole)
+    m = q[q["quality_score"].notna()].copy()
     m["genre"] = m["genre"].fillna("(none)")
     m["below"] = (m["quality_score"] < 0.4).astype(float)
     return (m.groupby(["date", "genre"]).agg(songs=("song_id", "size"),
@@ -68,9 +68,7 @@ def pd_daily_quality_by_genre(p: DataPaths, whole: bool = False) -> pd.DataFrame
 
 
 def pd_worst_creators(p: DataPaths, whole: bool = False) -> pd.DataFrame:
-    a = read(p, "audio_checks", ["song_id", "status", "hard_fail"], whole)
-    s = read(p, "songs", ["song_id", "user_id", "handle"], whole)
-    m = a.merge(s, on="song_id")
+    m = read(p, "audio_checks", ["song_id", "status", "hard_fail", "user_id", "handle"], whole)
     m["is_failed"] = m["hard_fail"].fillna(False).astype(bool) | (m["status"] != "ok")
     g = m.groupby("user_id").agg(handle=("handle", "max"), songs_checked=("song_id", "size"),
                                  failed=("is_failed", "sum")).reset_index()
@@ -92,9 +90,8 @@ def pd_score_drift(p: DataPaths, whole: bool = False) -> pd.DataFrame:
 
 
 def pd_quality_vs_plays(p: DataPaths, whole: bool = False) -> pd.DataFrame:
-    q = read(p, "quality_scores", ["song_id", "quality_score"], whole)
-    s = read(p, "songs", ["song_id", "play_count"], whole)
-    m = q[q["quality_score"].notna()].merge(s, on="song_id")
+    q = read(p, "quality_scores", ["song_id", "quality_score", "play_count"], whole)
+    m = q[q["quality_score"].notna()].copy()
     m["quality_band"] = np.minimum(np.floor(m["quality_score"] * 10), 9) / 10
     return (m.groupby("quality_band").agg(songs=("song_id", "size"), mean_plays=("play_count", "mean"),
                                           median_plays=("play_count", "median")).reset_index())
