@@ -49,10 +49,18 @@ def partitions_with_songs(paths: DataPaths) -> list[str]:
 
 def materialize(selection: list[str], resources: dict, instance: dg.DagsterInstance,
                 partition_key: str | None = None, raise_on_error: bool = True, run_config=None):
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
     from sunorecsys_pipeline.assets import ALL_ASSETS
 
-    return dg.materialize(ALL_ASSETS, selection=selection, resources=resources, instance=instance,
-                          partition_key=partition_key, raise_on_error=raise_on_error, run_config=run_config)
+    # Dagster 1.13 loads definitions against a context-variable "current" defs-state storage that
+    # holds only a weak reference to its instance. Across many instances in one test session it can
+    # be left pointing at a garbage-collected one ("Attempted to resolve undefined DagsterInstance
+    # weakref", seen once, depending on GC timing); pin it to the instance this run uses.
+    with set_defs_state_storage(instance.defs_state_storage):
+        return dg.materialize(ALL_ASSETS, selection=selection, resources=resources, instance=instance,
+                              partition_key=partition_key, raise_on_error=raise_on_error,
+                              run_config=run_config)
 
 
 def materialization_metadata(result, asset: str, partition: str | None = None) -> dict:
