@@ -38,7 +38,7 @@ def generate_catalogue(path: Path, n_records: int, seed: int = 7) -> dict:
 
     import numpy as np
 
-    from sunorecsys.catalog.sample import _make_records
+    from sunorecsys.sample.catalogue import _make_records
 
     rng = np.random.default_rng(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)

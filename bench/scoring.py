@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.data_root is None:
-            from sunorecsys.catalog.sample import generate_sample_catalogue
+            from sunorecsys.sample.catalogue import generate_sample_catalogue
 
             generate_sample_catalogue(tmp / "sample")
             data_root = tmp / "sample"

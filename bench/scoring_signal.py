@@ -121,7 +121,7 @@ def bench_sample_catalogue(data_root: str | os.PathLike | None = None, workers: 
     """
     with contextlib.ExitStack() as stack:
         if data_root is None:
-            from sunorecsys.catalog.sample import generate_sample_catalogue
+            from sunorecsys.sample.catalogue import generate_sample_catalogue
 
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             generate_sample_catalogue(tmp)

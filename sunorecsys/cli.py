@@ -13,7 +13,8 @@ import sys
 
 # module path -> registers these sub-commands
 COMMAND_MODULES = (
-    "sunorecsys.catalog.commands",       # sample, ingest
+    "sunorecsys.sample.commands",        # sample
+    "sunorecsys.catalog.commands",       # ingest
     "sunorecsys.quality.commands",       # score
     "sunorecsys.recommenders.commands",  # recommend, evaluate
     "sunorecsys.warehouse.commands",     # sql, views

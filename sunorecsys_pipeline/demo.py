@@ -42,7 +42,7 @@ def _ensure_catalogue(paths: DataPaths) -> None:
     if paths.raw_dir.exists() and find_catalogue_files(paths.raw_dir):
         print(f"catalogue: using the files in {paths.raw_dir}")
         return
-    from sunorecsys.catalog.sample import generate_sample_catalogue
+    from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue ...")
     sample = generate_sample_catalogue(paths.root)

@@ -26,7 +26,7 @@ def sample_data(tmp_path_factory) -> DataPaths:
     Read-only: copy it (``shutil.copytree(sample_data.root, ...)``) before writing anything.
     Ground truth of the damage is at ``sample_data.sample_ground_truth``.
     """
-    from sunorecsys.catalog.sample import generate_sample_catalogue
+    from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     root = tmp_path_factory.mktemp("sample") / "data"
     generate_sample_catalogue(root)
@@ -54,7 +54,7 @@ def small_catalogue(tmp_path_factory) -> DataPaths:
 
     Read-only, like sample_data.
     """
-    from sunorecsys.catalog.sample import generate_sample_catalogue
+    from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     root = tmp_path_factory.mktemp("small_sample") / "data"
     generate_sample_catalogue(root, n_songs=12, days=2, n_users=5)

@@ -130,7 +130,7 @@ def _sensor_tick(instance, resources, cursor):
 
 
 def test_sensor_fires_once_per_catalogue_file_version(instance, tmp_path):
-    from sunorecsys.catalog.sample import generate_sample_catalogue
+    from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     paths = DataPaths(tmp_path / "data")
     generate_sample_catalogue(paths.root, n_songs=12, days=3, with_audio=False)
@@ -164,7 +164,7 @@ def test_sensor_fires_once_per_catalogue_file_version(instance, tmp_path):
 
 
 def test_sensor_first_tick_skips_files_already_ingested(instance, tmp_path):
-    from sunorecsys.catalog.sample import generate_sample_catalogue
+    from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     paths = DataPaths(tmp_path / "data")
     generate_sample_catalogue(paths.root, n_songs=6, days=2, with_audio=False)

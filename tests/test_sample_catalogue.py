@@ -15,9 +15,9 @@ import soundfile as sf
 from scipy import signal
 
 import sunorecsys
-from sunorecsys.catalog.sample import generate_sample_catalogue
-from sunorecsys.catalog.sample_audio import DAMAGE_KINDS
 from sunorecsys.catalog.schema import is_safe_song_id
+from sunorecsys.sample.audio import DAMAGE_KINDS
+from sunorecsys.sample.catalogue import generate_sample_catalogue
 
 SHIPPED_CATALOGUE = Path(sunorecsys.__file__).parent / "data" / "curl" / "all_songs.json"
 

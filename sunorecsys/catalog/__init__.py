@@ -1,4 +1,4 @@
-"""Suno catalogue files -> validated songs table; the sample catalogue generator."""
+"""Suno catalogue files -> validated songs table."""
 
 from sunorecsys.catalog.schema import INTERACTIONS_SCHEMA, REJECTED_SCHEMA, SONGS_SCHEMA, is_safe_song_id
 

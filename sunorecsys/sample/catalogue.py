@@ -4,8 +4,8 @@
 
 - ``raw/all_songs.json``: raw Suno clip records (the format the pipeline ingests, nothing more),
 - ``audio/<song_id>.flac``: synthesised music for every song (44.1 kHz stereo, 16-bit FLAC, 20-40 s),
-  about a fifth of it damaged in known ways (see ``sample_audio.apply_damage``),
-- ``raw/interactions.csv``: a listening log of simulated users (``sample_users``),
+  about a fifth of it damaged in known ways (see ``sunorecsys.sample.audio.apply_damage``),
+- ``raw/interactions.csv``: a listening log of simulated users (``sunorecsys.sample.users``),
 - ``sample_ground_truth.json``: ``{song_id: {"damage": null | kind, ...}}`` -- for tests and
   evaluation only; the pipeline never reads it.
 
@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sunorecsys.catalog import sample_text as text
-from sunorecsys.catalog.sample_audio import (
+from sunorecsys.paths import DataPaths
+from sunorecsys.sample import text
+from sunorecsys.sample.audio import (
     DAMAGE_KINDS,
     SAMPLE_RATE,
     SongSpec,
@@ -39,8 +40,7 @@ from sunorecsys.catalog.sample_audio import (
     choose_spec,
     synthesize_song,
 )
-from sunorecsys.catalog.sample_users import SongForListening, seeded_uuid, simulate_listening
-from sunorecsys.paths import DataPaths
+from sunorecsys.sample.users import SongForListening, seeded_uuid, simulate_listening
 
 AUDIO_EXTENSION = "flac"
 CATALOGUE_FILE_NAME = "all_songs.json"
