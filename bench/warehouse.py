@@ -14,7 +14,7 @@ What each side measures (wall clock, same machine, same run):
   for each table the query reads, then the same computation (groupby / sort); one run. Like the SQL,
   pandas reads the song context (genre, creator, plays) from the score tables: no join on either side.
 
-Data: `sunorecsys.warehouse.synthetic.write_synthetic_warehouse` (vectorised numpy, written with
+Data: `bench/synthetic_warehouse.py::write_synthetic_warehouse` (vectorised numpy, written with
 write_partition): --rows songs over --days partitions, one row per song in each of songs,
 quality_scores, audio_checks and flamingo_scores (so 10 M score rows per score table), with
 36-character UUID song ids like Suno's. It is written by a child process and flushed (os.sync) before
@@ -41,10 +41,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from synthetic_warehouse import write_synthetic_warehouse  # bench/, beside this script
+
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.analyst_queries import ANALYST_QUERIES
 from sunorecsys.warehouse.sql import run_query
-from sunorecsys.warehouse.synthetic import write_synthetic_warehouse
 from sunorecsys.warehouse.views import build_analyst_views
 
 
