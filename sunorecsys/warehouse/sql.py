@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -47,6 +46,12 @@ import pyarrow as pa
 
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.datasets import table_dataset
+from sunorecsys.warehouse.limits import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TEMP_SPILL,
+    check_memory_limit,
+    default_memory_limit,
+)
 from sunorecsys.warehouse.views import (
     ANALYST_TABLES,
     MANIFEST_VIEW,
@@ -59,11 +64,6 @@ from sunorecsys.warehouse.views import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 300.0  # seconds a query may run (0 or None = no limit)
-_MEMORY_CAP = 2 * 1024**3  # the default memory limit: 2 GiB, or a quarter of the RAM if that is less
-_MIN_MEMORY = 256 * 1024**2
-MAX_TEMP_SPILL = "10GiB"  # DuckDB's own default is 90% of the free disk
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 _INTERRUPT_POLL_S = 0.05  # how often the waiting thread wakes (Ctrl-C / deadline reaction time)
 
 T = TypeVar("T")
@@ -79,23 +79,6 @@ class WarehouseQueryError(RuntimeError):
 
 class QueryTimeout(WarehouseQueryError):
     """The query ran longer than its time limit and was stopped."""
-
-
-def default_memory_limit() -> str:
-    """DuckDB memory limit used when none is given: 2 GiB, or a quarter of the RAM if less."""
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        ram = 4 * _MEMORY_CAP
-    return f"{max(_MIN_MEMORY, min(_MEMORY_CAP, ram // 4)) // 1024**2}MiB"
-
-
-def check_memory_limit(text: str) -> str:
-    """``text`` if it is a size DuckDB accepts (``2GB``, ``500MiB``...) and positive; else ValueError."""
-    match = _SIZE.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"memory limit {text!r}: give a positive size such as 2GB, 1.5GiB or 500MB")
-    return text.strip()
 
 
 _ALLOWED_HINT = ("sunorecsys sql runs one read-only query: SELECT / WITH / FROM / VALUES / DESCRIBE / "
@@ -214,6 +197,7 @@ def open_sandboxed_views(paths: DataPaths, *, temp_dir: Path, memory_limit: str)
                              built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         # From here on DuckDB opens no file at all (spill files in temp_dir excepted), and no
         # statement can switch that back on.
+        con.execute("SET enable_progress_bar = false")  # never draw on the analyst's terminal
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
@@ -287,6 +271,7 @@ def connect_warehouse(paths: DataPaths, *, read_only: bool = True,
             con = open_sandboxed_views(paths, temp_dir=temp_dir, memory_limit=memory_limit)
         else:
             con, _ = open_memory_views(paths)
+            con.execute("SET enable_progress_bar = false")
             con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute(f"SET temp_directory = '{str(temp_dir).replace(chr(39), chr(39) * 2)}'")
         try:
@@ -357,30 +342,34 @@ def _guarded(con: duckdb.DuckDBPyConnection, work: Callable[[], T], timeout_s: f
 
     The calling thread only waits (in short slices), so Python delivers SIGINT's
     ``KeyboardInterrupt`` to it at once even while DuckDB runs native code for minutes; it then
-    calls ``con.interrupt()`` until the worker has stopped, and re-raises.
+    calls ``con.interrupt()`` until the worker has stopped, and re-raises. The worker reports its
+    end through an Event, not ``Thread.join``/``is_alive``: on Python 3.11 a join interrupted by
+    Ctrl-C can mark a still-running thread as stopped.
     """
     outcome: dict[str, object] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             outcome["value"] = work()
         except BaseException as exc:  # noqa: BLE001 (handed to the calling thread, raised there)
             outcome["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="sunorecsys-sql-query", daemon=True)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     timed_out = False
     try:
         worker.start()
-        while worker.is_alive():
-            worker.join(_INTERRUPT_POLL_S)
-            if deadline is not None and time.monotonic() >= deadline and worker.is_alive():
+        while not done.wait(_INTERRUPT_POLL_S):
+            if deadline is not None and time.monotonic() >= deadline:
                 timed_out = True
-                _stop(con, worker)
+                _stop(con, done)
     except KeyboardInterrupt:
-        _stop(con, worker)
+        _stop(con, done)
         raise
-    if timed_out and ("error" in outcome or "value" not in outcome):
+    if timed_out and "value" not in outcome:
         raise QueryTimeout(f"query stopped after the time limit of {timeout_s:g} s "
                            "(--timeout SECONDS to change it, 0 = no limit)")
     if "error" in outcome:
@@ -388,17 +377,17 @@ def _guarded(con: duckdb.DuckDBPyConnection, work: Callable[[], T], timeout_s: f
     return outcome["value"]  # type: ignore[return-value]
 
 
-def _stop(con: duckdb.DuckDBPyConnection, worker: threading.Thread, patience_s: float = 10.0) -> None:
+def _stop(con: duckdb.DuckDBPyConnection, done: threading.Event, patience_s: float = 10.0) -> None:
     """Interrupt DuckDB until the worker has finished (at most ``patience_s`` seconds).
 
     An interrupt that lands between two DuckDB calls of the worker is lost, hence the repeats; a
-    second Ctrl-C while stopping is absorbed so the connection is never closed under a running query.
+    second Ctrl-C while stopping is absorbed so the connection is not closed under a running query.
     """
     give_up = time.monotonic() + patience_s
-    while worker.is_alive() and time.monotonic() < give_up:
+    while not done.is_set() and time.monotonic() < give_up:
         try:
             con.interrupt()
-            worker.join(_INTERRUPT_POLL_S)
+            done.wait(_INTERRUPT_POLL_S)
         except KeyboardInterrupt:
             continue
 
