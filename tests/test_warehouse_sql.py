@@ -12,27 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from warehouse_data import write_small_warehouse
 
 from sunorecsys.cli import main
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.parquet import write_partition
 from sunorecsys.warehouse.sql import QueryRefused, check_read_only, run_query
-from sunorecsys.warehouse.views import build_analyst_views
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def warehouse(tmp_data) -> DataPaths:
-    for day, ids in (("2026-11-01", ["a", "b", "c"]), ("2026-11-02", ["d", "e"])):
-        songs = pd.DataFrame({"song_id": ids, "user_id": "u1", "handle": "h1",
-                              "genre": ["pop", "rock", None][: len(ids)], "play_count": range(len(ids))})
-        write_partition(songs, tmp_data.warehouse_dir, "songs", day)
-        quality = [0.1 * (i + 1) for i in range(len(ids))]
-        write_partition(pd.DataFrame({"song_id": ids, "quality_score": quality}),
-                        tmp_data.warehouse_dir, "quality_scores", day)
-    build_analyst_views(tmp_data)
-    return tmp_data
+    return write_small_warehouse(tmp_data)
 
 
 def sha256(path: Path) -> str:
