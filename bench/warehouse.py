@@ -6,15 +6,21 @@ pandas doing the same from the same files.
 
 What each side measures (wall clock, same machine, same run):
 * duckdb: `sunorecsys.warehouse.sql.run_query(sql, paths)` -- the library function the command
-  calls: open data/warehouse.duckdb read-only, check it is current, sandbox the connection, run the
-  query over the Parquet files, return a pyarrow Table. Median of --repeats runs (first run shown too).
+  calls: a fresh in-memory connection with every table registered as a pyarrow dataset (footers
+  read), file access switched off and locked, the query run on a worker thread under the time
+  limit, a pyarrow Table returned. Median of --repeats runs (first run shown too).
+* plain: plain DuckDB over the same files, no sandbox: `duckdb.connect(warehouse.duckdb,
+  read_only=True)` whose views are `read_parquet(..., hive_partitioning = true)` -- how
+  `sunorecsys sql` read them before the sandbox (issue 8), and how an analyst reads them directly.
+  Median of --repeats runs, interleaved with the duckdb side. Also a partition-pruned query (one
+  day of quality_scores) on both, to show the date filter still skips whole files.
 * cli: one real `python -m sunorecsys sql "<query>"` subprocess for the first query (end to end:
   interpreter start, imports, query, printing).
 * pandas: `pd.concat(pd.read_parquet(f, columns=<only the columns the query needs>) for f in files)`
   for each table the query reads, then the same computation (groupby / sort); one run. Like the SQL,
   pandas reads the song context (genre, creator, plays) from the score tables: no join on either side.
 
-Data: `sunorecsys.warehouse.synthetic.write_synthetic_warehouse` (vectorised numpy, written with
+Data: `bench/synthetic_warehouse.py::write_synthetic_warehouse` (vectorised numpy, written with
 write_partition): --rows songs over --days partitions, one row per song in each of songs,
 quality_scores, audio_checks and flamingo_scores (so 10 M score rows per score table), with
 36-character UUID song ids like Suno's. It is written by a child process and flushed (os.sync) before
@@ -35,16 +41,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from synthetic_warehouse import write_synthetic_warehouse  # bench/, beside this script
+
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.analyst_queries import ANALYST_QUERIES
 from sunorecsys.warehouse.sql import run_query
-from sunorecsys.warehouse.synthetic import write_synthetic_warehouse
 from sunorecsys.warehouse.views import build_analyst_views
 
 
@@ -164,14 +172,26 @@ def main() -> int:
 
         # DuckDB first, all five, then pandas: each side runs without the other's memory in the process.
         duck: dict[str, tuple[float, float, pd.DataFrame]] = {}
-        for q in ANALYST_QUERIES:
-            times, result = [], None
+        plain: dict[str, float] = {}
+        last_day = max(p.name for p in (paths.warehouse_dir / "quality_scores").glob("date=*"))[5:]
+        pruned = ("one_day_pruned", ("SELECT count(*) AS n, avg(quality_score) AS q FROM quality_scores "
+                  f"WHERE date = DATE '{last_day}'"))
+        for name, sql in [(q.name, q.sql) for q in ANALYST_QUERIES] + [pruned]:
+            times, plain_times, result = [], [], None
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                result = run_query(q.sql, paths)
+                result = run_query(sql, paths)
                 times.append(time.perf_counter() - t)
-            duck[q.name] = (times[0], statistics.median(times), result.to_pandas())
-            print(f"  duckdb {q.name}: median {duck[q.name][1]:.3f} s", flush=True)
+                t = time.perf_counter()
+                with duckdb.connect(str(paths.warehouse_db), read_only=True) as con:
+                    expected = con.sql(sql).to_arrow_table()
+                plain_times.append(time.perf_counter() - t)
+            if not same_numbers(result.to_pandas(), expected.to_pandas()):
+                print(f"  {name}: run_query and plain DuckDB DIFFER", file=sys.stderr)
+            duck[name] = (times[0], statistics.median(times), result.to_pandas())
+            plain[name] = statistics.median(plain_times)
+            print(f"  duckdb {name}: median {duck[name][1]:.3f} s, plain DuckDB {plain[name]:.3f} s "
+                  f"(ratio {duck[name][1] / plain[name]:.2f})", flush=True)
         rows = []
         for q in ANALYST_QUERIES:
             t = time.perf_counter()
@@ -196,17 +216,23 @@ def main() -> int:
             return 1
 
         print()
-        header = (f"{'query':<31} {'duckdb 1st':>10} {'duckdb med':>10} {'<1 s':>4} | {'pandas cols':>11} "
-                  f"{'ratio':>6} {'>=10x':>5} | {'pandas whole':>12} {'ratio':>6} | {'same':>4}")
+        header = (f"{'query':<31} {'duckdb 1st':>10} {'duckdb med':>10} {'<1 s':>4} | {'plain':>7} "
+                  f"{'d/plain':>7} | {'pandas cols':>11} {'ratio':>6} {'>=10x':>5} | {'pandas whole':>12} "
+                  f"{'ratio':>6} | {'same':>4}")
         print(header)
         print("-" * len(header))
         yes = {True: "yes", False: "NO"}
         for name, first_s, duck_s, pandas_s, whole_s, same in rows:
-            print(f"{name:<31} {first_s:>9.3f}s {duck_s:>9.3f}s {yes[duck_s < 1]:>4} | {pandas_s:>10.2f}s "
+            print(f"{name:<31} {first_s:>9.3f}s {duck_s:>9.3f}s {yes[duck_s < 1]:>4} | {plain[name]:>6.3f}s "
+                  f"{duck_s / plain[name]:>6.2f}x | {pandas_s:>10.2f}s "
                   f"{pandas_s / duck_s:>5.1f}x {yes[pandas_s / duck_s >= 10]:>5} | {whole_s:>11.2f}s "
                   f"{whole_s / duck_s:>5.1f}x | {yes[same]:>4}")
-        print("\nduckdb = run_query() (open views file read-only, sandbox, query the Parquet files, pyarrow "
-              "result);\npandas cols = pd.concat(pd.read_parquet(f, columns=needed)) + the same computation; "
+        name, _ = pruned
+        print(f"{name:<31} {duck[name][0]:>9.3f}s {duck[name][1]:>9.3f}s {yes[duck[name][1] < 1]:>4} | "
+              f"{plain[name]:>6.3f}s {duck[name][1] / plain[name]:>6.2f}x |")
+        print("\nduckdb = run_query() (pyarrow datasets on a sandboxed in-memory connection, pyarrow result);"
+              "\nplain = plain DuckDB over the same files (views file read-only, read_parquet, no sandbox); "
+              "d/plain = duckdb / plain median;\npandas cols = pd.concat(pd.read_parquet(f, columns=needed)) + the same computation; "
               "pandas whole = the same reading whole files;\nratio = pandas / duckdb median; same = both "
               "sides gave the same numbers.")
         print(f"\nend to end: `sunorecsys sql` subprocess for {first.name}: {cli_s:.2f} s "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,11 @@ from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.analyst_queries import ANALYST_QUERIES, QUERIES_BY_NAME
 from sunorecsys.warehouse.parquet import read_table
 from sunorecsys.warehouse.sql import run_query
-from sunorecsys.warehouse.synthetic import write_synthetic_warehouse
 from sunorecsys.warehouse.views import build_analyst_views
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))  # the benchmark's data generator lives there, not in the library
+from synthetic_warehouse import write_synthetic_warehouse
 
 
 @pytest.fixture(scope="module")

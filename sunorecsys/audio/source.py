@@ -32,6 +32,7 @@ from sunorecsys.audio.errors import (
     AudioUnavailable,
 )
 from sunorecsys.catalog.schema import is_safe_song_id
+from sunorecsys.fileio import follow_umask
 from sunorecsys.paths import DataPaths
 
 # Suno's CDNs. Anything else must be allowed explicitly by the caller.
@@ -153,6 +154,7 @@ def fetch_audio(
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioUnavailable(UNREADABLE, f"fetched bytes are not audio soundfile reads: {url}") from exc
         final = audio_dir / f"{song_id}.{_FORMAT_EXT.get(fmt, fmt.lower())}"
+        follow_umask(tmp)  # mkstemp's 0600 -> the umask's mode
         os.replace(tmp, final)
         return final
     finally:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sunorecsys.catalog.schema import is_safe_song_id
+from sunorecsys.fileio import follow_umask
 from sunorecsys.quality.base import ScoreResult
 from sunorecsys.quality.dimensions import DESCRIPTIVE_FIELDS, DIMENSIONS
 
@@ -47,6 +48,7 @@ def write_json_atomic(data: Any, path: Path) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, ensure_ascii=False, indent=2, allow_nan=False)
+        follow_umask(tmp)  # mkstemp's 0600 -> the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from sunorecsys.fileio import follow_umask
+
 
 def load_scores(path: str | os.PathLike) -> dict[str, float]:
     """``{song_id: overall_quality_score}`` from a guide-format file (entries without a score skipped).
@@ -47,6 +49,7 @@ def write_scores_file(entries: Mapping[str, Mapping], path: str | os.PathLike) -
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(entries, fh, ensure_ascii=False, indent=2)
+        follow_umask(tmp)  # mkstemp's 0600 -> the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sunorecsys.fileio import follow_umask
 from sunorecsys.recommenders.base import SongIndex, csr_from_arrays, csr_to_arrays
 
 FORMAT_VERSION = 1
@@ -91,6 +92,7 @@ def save_recommender(model, directory: str | os.PathLike) -> Path:
             "quality_scorer": getattr(model.quality_filter_, "scorer_version_", None),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        follow_umask(tmp, directory=True)  # mkdtemp's 0700 -> the umask's mode
         old = None
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")

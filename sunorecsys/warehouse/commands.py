@@ -1,4 +1,5 @@
-"""``sunorecsys sql "SELECT ..." [--csv] [--max-rows N]`` and ``sunorecsys views``."""
+"""``sunorecsys sql "SELECT ..." | --file PATH | - [--csv] [--max-rows N] [--timeout S] [--memory-limit SIZE]``
+and ``sunorecsys views``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import pyarrow as pa
 
 from sunorecsys.paths import DataPaths
+from sunorecsys.warehouse.limits import DEFAULT_TIMEOUT_S, default_memory_limit
 
 DEFAULT_MAX_ROWS = 50  # rows printed as a table unless --max-rows says otherwise
+MAX_QUERY_BYTES = 16 * 1024**2  # a query file larger than this is refused before it is read whole
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +26,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "over the analyst views (songs, audio_checks, flamingo_scores, audiobox_scores, "
                     "quality_scores, rejected_songs, interactions, recommendations, evaluation, "
                     "warehouse_tables). Statements that could write (ATTACH, COPY, INSTALL/LOAD, "
-                    "CREATE/INSERT/UPDATE/DELETE/DROP, SET, EXPORT, ...) are refused.")
-    sql.add_argument("query", help='the SQL, e.g. "SELECT genre, count(*) FROM songs GROUP BY 1"')
+                    "CREATE/INSERT/UPDATE/DELETE/DROP, SET, EXPORT, ...) are refused, and the query "
+                    "runs with file access switched off, so it cannot create, change or delete any file.")
+    sql.add_argument("query", nargs="?", default=None,
+                     help='the SQL, e.g. "SELECT genre, count(*) FROM songs GROUP BY 1"; "-" reads it from '
+                          "stdin")
+    sql.add_argument("--file", "-f", default=None, metavar="PATH",
+                     help='read the SQL from PATH ("-" = stdin), e.g. for queries longer than the 128 KiB '
+                          "a command-line argument may hold")
+    sql.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                     help=f"stop the query after this many seconds (default {DEFAULT_TIMEOUT_S:g}; 0 = no limit)")
+    sql.add_argument("--memory-limit", default=None, metavar="SIZE",
+                     help=f"DuckDB memory limit, e.g. 4GB or 500MB (default {default_memory_limit()}: 2 GiB "
+                          "or a quarter of the RAM if less); larger work spills to a temporary folder "
+                          "outside the data root")
     sql.add_argument("--csv", action="store_true", help="print CSV (all rows unless --max-rows)")
     sql.add_argument("--max-rows", type=int, default=None, metavar="N",
                      help=f"print at most N rows (default {DEFAULT_MAX_ROWS} as a table, all with --csv; "
@@ -48,23 +63,35 @@ def _notes_to_stderr() -> None:
 
 
 def run_sql_command(args: argparse.Namespace) -> int:
+    from sunorecsys.warehouse.limits import check_memory_limit
     from sunorecsys.warehouse.sql import QueryRefused, WarehouseQueryError, run_query
 
     _notes_to_stderr()
     paths = DataPaths.from_env(args.data_dir)
     limit = args.max_rows if args.max_rows is not None else (0 if args.csv else DEFAULT_MAX_ROWS)
-    if limit < 0:
-        print("sunorecsys sql: --max-rows must be >= 0", file=sys.stderr)
+    try:
+        if limit < 0:
+            raise ValueError("--max-rows must be >= 0")
+        if not args.timeout >= 0:  # also refuses nan
+            raise ValueError("--timeout must be >= 0 seconds (0 = no limit)")
+        memory_limit = check_memory_limit(args.memory_limit) if args.memory_limit is not None else None
+        query = _read_query(args)
+    except ValueError as exc:
+        print(f"sunorecsys sql: {exc}", file=sys.stderr)
         return 2
     try:
         # One row more than shown tells us whether the output was cut.
-        table = run_query(args.query, paths, max_rows=None if limit == 0 else limit + 1)
+        table = run_query(query, paths, max_rows=None if limit == 0 else limit + 1,
+                          timeout_s=args.timeout or None, memory_limit=memory_limit)
     except QueryRefused as exc:
         print(f"sunorecsys sql: {exc}", file=sys.stderr)
         return 2
     except WarehouseQueryError as exc:
         print(f"sunorecsys sql: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("sunorecsys sql: interrupted (Ctrl-C): the query was stopped", file=sys.stderr)
+        return 130
     more = limit > 0 and table.num_rows > limit
     if more:
         table = table.slice(0, limit)
@@ -78,6 +105,37 @@ def run_sql_command(args: argparse.Namespace) -> int:
         print(f"({shown}; more not shown: --max-rows N, --max-rows 0 for all, or --csv)" if more
               else f"({shown})")
     return 0
+
+
+def _read_query(args: argparse.Namespace) -> str:
+    """The SQL from the argument, ``--file PATH`` or stdin (``-``); ValueError if none or both."""
+    source = args.file
+    if args.query == "-":
+        if source is not None:
+            raise ValueError('give the query once: "-" (stdin) or --file, not both')
+        source = "-"
+    elif args.query is not None:
+        if source is not None:
+            raise ValueError("give the query once: as an argument or with --file, not both")
+        return args.query
+    if source is None:
+        raise ValueError('no query: give it as an argument, with --file PATH, or "-" to read stdin')
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(MAX_QUERY_BYTES + 1)
+            where = "stdin"
+        else:
+            with open(source, "rb") as fh:
+                data = fh.read(MAX_QUERY_BYTES + 1)
+            where = source
+    except OSError as exc:
+        raise ValueError(f"cannot read the query file: {exc}") from exc
+    if len(data) > MAX_QUERY_BYTES:
+        raise ValueError(f"the query in {where} is larger than {MAX_QUERY_BYTES // 1024**2} MiB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the query in {where} is not UTF-8 text: {exc}") from exc
 
 
 def _cell(value: Any) -> Any:

@@ -3,7 +3,7 @@
 Layout: ``<warehouse>/<table>/date=YYYY-MM-DD/part-0.parquet`` for daily tables and
 ``<warehouse>/<table>/part-0.parquet`` for unpartitioned ones. A file is written under a
 temporary name in the same folder and renamed, so a reader (or a rerun after a kill) never
-sees half a file.
+sees half a file. Files get the mode the process umask gives (not ``mkstemp``'s 0600).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sunorecsys.fileio import follow_umask
 
 PART_FILE = "part-0.parquet"
 
@@ -32,6 +34,7 @@ def write_parquet_atomic(data: pa.Table | pd.DataFrame, path: str | os.PathLike,
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
+        follow_umask(tmp)  # mkstemp made it 0600: readers under other accounts need the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

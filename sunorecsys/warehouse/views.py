@@ -148,6 +148,13 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource],
             skipped[table] = f"unreadable Parquet under {src.source}: {exc}"
             continue
         views[table] = {"source": src.source, "files": src.files, "columns": columns}
+    create_manifest_view(con, sources, views, skipped, data_root=data_root, built_at=built_at)
+    return {"views": views, "skipped": skipped}
+
+
+def create_manifest_view(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource], views: dict,
+                         skipped: dict[str, str], *, data_root: str, built_at: str) -> None:
+    """The constant ``warehouse_tables`` view: per table, whether it has a view, its files, or why not."""
 
     def lit(value: object) -> str:
         if value is None:
@@ -163,7 +170,6 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource],
     con.execute(
         f'CREATE OR REPLACE VIEW "{MANIFEST_VIEW}" AS SELECT * FROM (VALUES {", ".join(rows)}) '
         "AS t(table_name, has_view, files, source, reason, data_root, built_at)")
-    return {"views": views, "skipped": skipped}
 
 
 def build_analyst_views(paths: DataPaths) -> dict:

@@ -1,4 +1,5 @@
-"""A synthetic warehouse of any size, for the warehouse tests and ``bench/warehouse.py``.
+"""A synthetic warehouse of any size, for ``bench/warehouse.py`` and the warehouse tests (benchmark data,
+kept out of the library).
 
 Writes daily partitions of ``songs``, ``audio_checks``, ``quality_scores`` and ``flamingo_scores``
 with the columns agreed in CONTRACTS.md (through :func:`write_partition`, like the pipeline), with
