@@ -1,9 +1,9 @@
 """The fast path: DuckDB's ``read_json`` straight over one catalogue file, with the record rules
 (``record_rules.rules_query``) in the same query.
 
-DuckDB refuses a whole file for one malformed record, a record that is not an object, a duplicate
-key among the fields ingest reads, or a value nested 128 levels below the record; then
-:func:`read_fast` returns None and the file goes through ``tolerant_reader``, which isolates the
+DuckDB refuses a whole file for one malformed record, a record that is not an object, or a
+duplicate key among the fields ingest reads; a file nested deeper than ``MAX_DEPTH`` anywhere
+(measured on the bytes first) is not given to DuckDB. Then :func:`read_fast` returns None and the file goes through ``tolerant_reader``, which isolates the
 bad records. Rows come back in file order (DuckDB keeps insertion order), so positions are
 added here: the index in a list, the line number in JSON Lines.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sunorecsys.catalog.record_rules import RAW_COLUMNS, TOP_FIELDS, rules_query
-from sunorecsys.catalog.source_files import CatalogueFile, open_catalogue_file
+from sunorecsys.catalog.record_rules import MAX_DEPTH, RAW_COLUMNS, TOP_FIELDS, rules_query
+from sunorecsys.catalog.source_files import CatalogueFile, max_nesting, open_catalogue_file
 
 DEFAULT_MAX_OBJECT_BYTES = 16 << 20   # DuckDB's default limit for one JSON value
 WRAPPER_HEAD = re.compile(rb'^(\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"songs"[ \t\r\n]*:[ \t\r\n]*\[')
@@ -48,6 +48,10 @@ def starts_as_songs_wrapper(file: CatalogueFile) -> bool:
 def read_fast(con: duckdb.DuckDBPyConnection, file: CatalogueFile, latest_created_at: datetime) -> pa.Table | None:
     """The rules' result for every record of ``file`` with ``pos`` filled in, or None when DuckDB
     refuses the file (or the result would be ambiguous) and the tolerant reader must decide."""
+    # DuckDB reads a value nested thousands of levels deep in a field ingest does not read without
+    # a word; the tolerant reader measures every record and rejects those nested too deep.
+    if max_nesting(file.path) > MAX_DEPTH:
+        return None
     path = str(file.path)
     big = max(DEFAULT_MAX_OBJECT_BYTES, file.size + 1)
     if file.shape == "array":

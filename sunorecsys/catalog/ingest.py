@@ -37,19 +37,14 @@ import pyarrow.compute as pc
 
 from sunorecsys.catalog.fast_reader import read_fast
 from sunorecsys.catalog.genres import genre_of_tags, split_tags
-from sunorecsys.catalog.record_rules import (
-    COUNT_FIELDS,
-    MAX_DEPTH,
-    TOP_FIELDS,
-    json_depth,
-    latest_allowed_created_at,
-)
+from sunorecsys.catalog.record_rules import COUNT_FIELDS, TOP_FIELDS, latest_allowed_created_at
 from sunorecsys.catalog.schema import REJECTED_SCHEMA, SONGS_SCHEMA
 from sunorecsys.catalog.source_files import (
     BadCatalogueFile,
     CatalogueFormatError,
     find_catalogue_files,
     inspect_catalogue_file,
+    is_catalogue_name,
 )
 from sunorecsys.catalog.tolerant_reader import MAX_RAW_CHARS, read_tolerant
 from sunorecsys.paths import DataPaths
@@ -100,14 +95,15 @@ class IngestResult:
 
 
 def _expand_sources(source: str | os.PathLike | list) -> list[Path]:
-    """Files named, and catalogue entries of folders named. A source that does not exist at all is
+    """Files named, and catalogue entries of folders named (a folder named like a catalogue file,
+    ``x.json/``, is an entry to reject, not a folder to read). A source that does not exist at all is
     the caller's mistake (FileNotFoundError); an entry that exists but is not a readable file (a
     broken symlink, a FIFO) is kept, to be reported as a rejected file."""
     items = source if isinstance(source, (list, tuple)) else [source]
     files: list[Path] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and not is_catalogue_name(path):  # a folder named *.json is a bad file
             files.extend(find_catalogue_files(path))
         elif path.is_file() or os.path.lexists(path):
             files.append(path)
@@ -186,22 +182,6 @@ def _raw_json(row: dict) -> str | None:
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"... ({len(text)} characters, cut)"
 
 
-def _mark_too_deep(table: pa.Table) -> pa.Table:
-    """Measure the rows the query flagged as possibly too deep; reject those that are."""
-    flagged = np.flatnonzero(table["deep_candidate"].to_numpy(zero_copy_only=False))
-    if not len(flagged):
-        return table
-    reasons = table["reason"].to_pylist()
-    details = table["detail"].to_pylist()
-    for i in flagged:
-        row = {f: table[f"raw_{f}"][int(i)].as_py() for f in TOP_FIELDS}
-        depth = 1 + max(json_depth(v) for v in row.values() if v is not None)
-        if depth > MAX_DEPTH:
-            reasons[i], details[i] = "too_deep", f"nested {depth} levels deep (at most {MAX_DEPTH})"
-    table = table.set_column(table.column_names.index("reason"), "reason", pa.array(reasons, pa.string()))
-    return table.set_column(table.column_names.index("detail"), "detail", pa.array(details, pa.string()))
-
-
 class _TagVocabulary:
     """Raw tag value -> (normalised tags, genre) through ``genres``, once per distinct value."""
 
@@ -242,7 +222,7 @@ def _assemble(parts: list[_FilePart]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         rejected_rows.extend(part.rejected)
         if part.table is None or part.table.num_rows == 0:
             continue
-        table = _mark_too_deep(part.table)
+        table = part.table
         bad = pc.is_valid(table["reason"])
         for row in table.filter(bad).select(["pos", "song_id", "reason", "detail",
                                              *(f"raw_{f}" for f in TOP_FIELDS)]).to_pylist():

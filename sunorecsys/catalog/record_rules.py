@@ -19,7 +19,8 @@ negative number, 1e19, a 5,000-digit integer are refused, not clamped). ``bad_fi
 ``metadata`` that is not an object, ``is_public`` that is not a boolean, a text field
 (``title``, ``handle``, ``prompt``, ...) that is not a string, holds a NUL character or is longer
 than ``MAX_TEXT_CHARS``. ``bad_tags``: ``metadata.tags`` not a string or a list of strings.
-``too_deep``: a value nested deeper than ``MAX_DEPTH`` levels (the record itself is level 1).
+``too_deep`` (tolerant reader; a file nested that deep never reaches DuckDB): a record nested deeper
+than ``MAX_DEPTH`` levels anywhere (the record itself is level 1).
 
 Normalisation (accepted records): tags split, trimmed, lower-cased and mapped to a genre by
 ``sunorecsys.catalog.genres`` (applied once per distinct tag value, in Python); ``handle`` falls
@@ -48,8 +49,8 @@ MAX_COUNT = 10 ** 11
 # Suno's lyrics box takes a few thousand characters; 64 Ki characters per field leaves room for
 # any real title/prompt/URL and keeps one hostile record from bloating every table it reaches.
 MAX_TEXT_CHARS = 65_536
-# The record object is level 1. DuckDB's reader refuses a skipped value nested 128 levels below
-# the record, so this is the deepest a record can be on either path; real records are < 10 deep.
+# The record object is level 1. Real Suno records are < 10 levels deep; Python's parser recurses
+# (a RecursionError near 1,000 levels used to end the whole ingest).
 MAX_DEPTH = 128
 
 TOP_FIELDS = ("id", "title", "user_id", "handle", "display_name", "created_at", "audio_url", "audio_path",
@@ -148,29 +149,10 @@ def _truthy(column: str) -> str:
             f"WHEN {_is_number(column)} THEN coalesce(TRY_CAST({j} AS DOUBLE) <> 0, true) ELSE true END)")
 
 
-def _brackets(text: str) -> str:
-    return f"(strlen({text}) - strlen(replace(replace({text}, '[', ''), '{{', '')))"
-
-
-def _deep_candidate() -> str:
-    """SQL: true when a read value might be nested MAX_DEPTH levels below the record. That needs
-    MAX_DEPTH - 1 opening brackets outside strings, so a value is measured (brackets counted here,
-    then exactly by ``json_depth`` in Python) only when it is a list/object long enough; for
-    ``metadata`` the known string fields (lyrics: most of its bytes) are not counted as room."""
-    need = 2 * (MAX_DEPTH - 1)
-    parts = [f"(left(j_{f}, 1) IN ('[', '{{') AND strlen(j_{f}) >= {need} AND {_brackets(f'j_{f}')} >= {MAX_DEPTH - 1})"
-             for f in TOP_FIELDS if f != "metadata"]
-    strings = " + ".join(f"coalesce(CASE WHEN s_m_{m} IS NOT NULL THEN strlen(j_m_{m}) END, 0)"
-                         for m in ("tags", "prompt", "gpt_description_prompt"))
-    parts.append(f"(strlen(j_metadata) - ({strings}) >= {need - 54} AND {_brackets('j_metadata')} >= {MAX_DEPTH - 1})")
-    return "coalesce(" + " OR ".join(parts) + ", false)"
-
-
 def rules_query(source: str, latest_created_at: datetime) -> str:
     """The query turning ``source`` (a relation with RAW_COLUMNS, optionally POSITION_FIELD) into one
     row per record, in input order: ``reason``/``detail`` (NULL for an accepted record), the song
-    columns (``tags_key``: the raw tag value for ``genres``), ``deep_candidate`` and, for rejected
-    rows only, the raw fields (``raw_<field>``) for the rejected table."""
+    columns (``tags_key``: the raw tag value for ``genres``) and, for rejected rows only, the raw fields (``raw_<field>``) for the rejected table."""
     latest = latest_created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
     earliest = EARLIEST_CREATED_AT.strftime("%Y-%m-%d %H:%M:%S+00")
     meta_paths = ", ".join(f"'$.{f}'" for f in META_FIELDS)
@@ -260,7 +242,6 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
            {count_values},
            CASE WHEN j_is_public IN ('true', 'false') THEN j_is_public = 'true' END AS is_public,
            {_truthy("m_history")} OR {_truthy("m_concat_history")} AS is_remix,
-           {_deep_candidate()} AS deep_candidate,
            {raw_cols}
     FROM judged
     """

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 CATALOGUE_SUFFIXES = (".json", ".jsonl", ".ndjson")
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 NON_CATALOGUE_STEMS = ("interactions",)
 _BLANKS = b" \t\r\n"
+_SCAN_BYTES = 16 << 20
 
 # Byte-order marks, longest first (UTF-32 LE starts like UTF-16 LE).
 _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32 LE"), (codecs.BOM_UTF32_BE, "UTF-32 BE"),
@@ -169,3 +172,52 @@ def inspect_catalogue_file(path: str | os.PathLike) -> CatalogueFile:
     what = "a JSON scalar" if shown in '"-0123456789tfn' else "not JSON"
     raise BadCatalogueFile(path, f"is {what} (starts with {shown!r}): expected a JSON list of songs, "
                                  "{\"songs\": [...]} or JSON Lines")
+
+
+def max_nesting(path: str | os.PathLike) -> int:
+    """The deepest nesting of brackets outside strings in a JSON (Lines) file, without parsing it.
+
+    One vectorised pass over the bytes (UTF-8 never puts ASCII bytes inside a multi-byte
+    character): quotes not escaped by an odd run of backslashes toggle "inside a string", and
+    ``[``/``{`` (``]``/``}``) outside strings go one level down (up). A malformed file gives a
+    meaningless number, which is fine: its fate is decided by the parsers; this only tells a
+    well-formed file that is nested deeper than ``record_rules.MAX_DEPTH`` from one that is not.
+    """
+    best = depth = in_string = backslashes_before = 0
+    with open_catalogue_file(path) as fh:
+        while chunk := fh.read(_SCAN_BYTES):
+            data = np.frombuffer(chunk, np.uint8)
+            quotes = np.flatnonzero(data == 0x22)
+            if len(quotes):
+                quotes = _unescaped(chunk, data, quotes, backslashes_before)
+            folded = data | 0x20  # '[' -> '{', ']' -> '}'
+            opens, closes = np.flatnonzero(folded == 0x7B), np.flatnonzero(folded == 0x7D)
+            if len(opens) or len(closes):
+                at = np.concatenate([opens, closes])
+                step = np.concatenate([np.ones(len(opens), np.int64), np.full(len(closes), -1, np.int64)])
+                order = np.argsort(at, kind="stable")
+                outside = ((np.searchsorted(quotes, at[order]) + in_string) & 1) == 0
+                steps = step[order][outside]
+                if len(steps):
+                    levels = np.cumsum(steps) + depth
+                    best, depth = max(best, int(levels.max())), int(levels[-1])
+            in_string = (in_string + len(quotes)) & 1
+            kept = chunk.rstrip(b"\\")
+            run = len(chunk) - len(kept)
+            backslashes_before = run if kept else backslashes_before + run
+    return best
+
+
+def _unescaped(chunk: bytes, data: np.ndarray, quotes: np.ndarray, backslashes_before: int) -> np.ndarray:
+    """The quotes that are not escaped (preceded by an odd run of backslashes)."""
+    previous = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)] == 0x5C, backslashes_before > 0)
+    suspects = np.flatnonzero(previous)
+    if not len(suspects):
+        return quotes
+    keep = np.ones(len(quotes), dtype=bool)
+    for k in suspects:  # rare: a quote right after a backslash
+        q = int(quotes[k])
+        start = len(chunk[:q].rstrip(b"\\"))
+        run = q - start + (backslashes_before if start == 0 else 0)
+        keep[k] = run % 2 == 0
+    return quotes[keep]

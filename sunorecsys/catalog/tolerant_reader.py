@@ -141,7 +141,15 @@ class _Window:
 
 def _scan_end(window: _Window, start: int) -> int | None:
     """Where the element starting at ``start`` ends (the index of the ``,`` or ``]`` after it at its
-    own level), refilling the window as needed; None when the file ends first."""
+    own level), refilling the window as needed; None when the file ends first.
+
+    A damaged record can leave a bracket open (a cut-off string, a missing ``}``); so that it does
+    not swallow the records after it, a ``{`` that opens a line at the damaged record's own
+    indentation right after a line ending in ``,`` is taken as the next record's start.
+    """
+    buf = window.buf
+    line_start = buf.rfind("\n", 0, start) + 1
+    indent = buf[line_start:start] if line_start or window.column == 1 else None
     depth, at = 0, start
     while True:
         buf = window.buf
@@ -152,6 +160,10 @@ def _scan_end(window: _Window, start: int) -> int | None:
                     break  # a string running into the window's end: read more and rescan it
                 continue
             if token in "[{":
+                if token == "{" and depth > 0 and indent is not None:
+                    comma = _next_record_after(buf, match.start(), indent)
+                    if comma is not None:
+                        return comma
                 depth += 1
             elif token in "]}":
                 if depth == 0 and token == "]":
@@ -164,6 +176,16 @@ def _scan_end(window: _Window, start: int) -> int | None:
             at = len(buf)
         if not window.fill():
             return None
+
+
+def _next_record_after(buf: str, brace: int, indent: str) -> int | None:
+    """The index of the ``,`` ending the previous line when the ``{`` at ``brace`` opens a line
+    with exactly ``indent`` before it; else None."""
+    line_start = brace - len(indent)
+    if line_start <= 0 or buf[line_start - 1] != "\n" or buf[line_start:brace] != indent:
+        return None
+    before = buf[:line_start - 1].rstrip(" \t\r")
+    return len(before) - 1 if before.endswith(",") else None
 
 
 def _measure(text: str) -> tuple[str, str] | None:
