@@ -222,7 +222,7 @@ def _assemble(parts: list[_FilePart]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         rejected_rows.extend(part.rejected)
         if part.table is None or part.table.num_rows == 0:
             continue
-        table = part.table
+        table, part.table = part.table, None  # the Arrow copy goes as soon as its frame exists
         bad = pc.is_valid(table["reason"])
         for row in table.filter(bad).select(["pos", "song_id", "reason", "detail",
                                              *(f"raw_{f}" for f in TOP_FIELDS)]).to_pylist():
@@ -242,6 +242,7 @@ def _assemble(parts: list[_FilePart]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         frame["src_order"] = np.arange(order, order + n, dtype=np.int64)
         order += n
         song_frames.append(frame)
+        del table, good
     songs, superseded = _newest_per_id(song_frames)
     rejected = pd.DataFrame(rejected_rows + superseded, columns=REJECTED_COLUMNS)
     return songs, rejected, len(superseded)
