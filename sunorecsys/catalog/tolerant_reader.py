@@ -29,7 +29,6 @@ from sunorecsys.catalog.fast_reader import WRAPPER_HEAD, fetch_table, read_json_
 from sunorecsys.catalog.record_rules import (
     MAX_DEPTH,
     POSITION_FIELD,
-    RAW_COLUMNS,
     TOP_FIELDS,
     json_depth,
     may_be_too_deep,
@@ -422,21 +421,26 @@ def read_tolerant(con: duckdb.DuckDBPyConnection, file: CatalogueFile, latest_cr
                 rejected.append(_rejected_row(file, element, "duplicate_key",
                                               f"the record holds {', '.join(map(repr, duplicated))} more than once"))
                 continue
-            staged_record = {k: record[k] for k in TOP_FIELDS if k in record}
-            staged_record[POSITION_FIELD] = element.position
             try:
-                line = json.dumps(staged_record, ensure_ascii=False, allow_nan=True).encode("utf-8")
+                # The record's own text is staged (not a re-serialisation), so DuckDB sees the numbers
+                # exactly as the fast path would; the dumps only proves every string is valid Unicode.
+                json.dumps(record, ensure_ascii=False, allow_nan=True).encode("utf-8")
+                text = element.text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 rejected.append(_rejected_row(file, element, "not_utf8",
                                               f"invalid Unicode in a string ({exc.reason}: a lone surrogate "
                                               "or bytes that are not UTF-8)"))
                 continue
-            out.write(line + b"\n")
+            # Outside strings a line break is a blank; inside one it is not JSON (it did not parse).
+            text = text.replace(b"\r", b" ").replace(b"\n", b" ")
+            out.write(b'{"%s": %d, "record": %s}\n' % (POSITION_FIELD.encode(), element.position, text))
             n_staged += 1
     table = None
     if n_staged:
-        columns = dict(RAW_COLUMNS, **{POSITION_FIELD: "BIGINT"})
-        source = read_json_source(str(staged), "newline_delimited", columns, max(16 << 20, file.size + 1))
+        record_type = "STRUCT(" + ", ".join(f'"{f}" JSON' for f in TOP_FIELDS) + ")"
+        columns = {POSITION_FIELD: "BIGINT", "record": record_type}
+        staged_source = read_json_source(str(staged), "newline_delimited", columns, max(16 << 20, file.size + 1))
+        source = f"(SELECT {POSITION_FIELD}, UNNEST(record) FROM {staged_source})"
         try:
             table = fetch_table(con.sql(rules_query(source, latest_created_at)))
         finally:
