@@ -377,3 +377,13 @@ def test_the_fast_and_the_tolerant_path_give_the_same_verdicts(tmp_path):
     assert result.songs.set_index("song_id").loc["id13", "tags"] == ["rock", "indie rock"]
     assert result.songs.set_index("song_id").loc["id13", "genre"] == "rock"
     assert result.duplicates == 1 and result.songs.set_index("song_id").loc["id3", "title"] == "newer id3"
+
+
+def test_json_lines_positions_are_line_numbers_with_blank_lines_and_crlf(tmp_path):
+    lines = [json.dumps(clip("a1")), "", json.dumps(clip("b2")), "   ", json.dumps(clip("../x")),
+             json.dumps(clip("c3"))]
+    path = tmp_path / "c.jsonl"
+    path.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == ["a1", "b2", "c3"]
+    assert result.rejected[["position", "reason"]].values.tolist() == [[5, "unsafe_id"]]
