@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from sunorecsys.catalog.fast_reader import read_fast
 from sunorecsys.catalog.genres import genre_of_tags, split_tags
-from sunorecsys.catalog.record_rules import COUNT_FIELDS, TOP_FIELDS, latest_allowed_created_at
+from sunorecsys.catalog.record_rules import TOP_FIELDS, latest_allowed_created_at
 from sunorecsys.catalog.schema import REJECTED_SCHEMA, SONGS_SCHEMA
 from sunorecsys.catalog.source_files import (
     BadCatalogueFile,
@@ -214,77 +214,101 @@ class _TagVocabulary:
 
 
 def _assemble(parts: list[_FilePart]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    vocabulary = _TagVocabulary()
-    song_frames: list[pd.DataFrame] = []
+    """Songs (newest record per id) and rejected rows from every file's rules result.
+
+    Works on the Arrow tables and filters each one at most twice (rejected rows out, superseded
+    rows out): the big text columns are never copied row by row.
+    """
     rejected_rows: list[dict] = []
-    order = 0
+    goods: list[tuple[str, pa.Table]] = []
+    good_masks: list[np.ndarray | None] = []
     for part in parts:
         rejected_rows.extend(part.rejected)
-        if part.table is None or part.table.num_rows == 0:
+        table, part.table = part.table, None  # the Arrow copy goes as soon as it is used
+        if table is None or table.num_rows == 0:
             continue
-        table, part.table = part.table, None  # the Arrow copy goes as soon as its frame exists
         bad = pc.is_valid(table["reason"])
-        for row in table.filter(bad).select(["pos", "song_id", "reason", "detail",
-                                             *(f"raw_{f}" for f in TOP_FIELDS)]).to_pylist():
-            rejected_rows.append({"source_file": part.file, "position": row["pos"], "song_id": row["song_id"],
-                                  "reason": row["reason"], "detail": row["detail"], "raw": _raw_json(row)})
-        good = table.filter(pc.invert(bad))
-        n = good.num_rows
-        if not n:
+        good = None
+        if pc.any(bad).as_py():
+            for row in table.filter(bad).select(["pos", "song_id", "reason", "detail",
+                                                 *(f"raw_{f}" for f in TOP_FIELDS)]).to_pylist():
+                rejected_rows.append({"source_file": part.file, "position": row["pos"], "song_id": row["song_id"],
+                                      "reason": row["reason"], "detail": row["detail"], "raw": _raw_json(row)})
+            good = ~bad.to_numpy(zero_copy_only=False)
+        goods.append((part.file, table.select(["pos", *(c for c in SONG_COLUMNS if c not in ("tags", "genre")),
+                                               "tags_key"])))
+        good_masks.append(good)
+    superseded, keep = _newest_per_id(goods, good_masks)
+    vocabulary = _TagVocabulary()
+    frames = []
+    for (file, table), kept in zip(goods, keep):
+        if kept is not None:  # one filter takes out the rejected and the superseded rows
+            table = table.filter(pa.array(kept))
+        if not table.num_rows:
             continue
-        tags, genres = vocabulary.columns(good["tags_key"])
-        frame = good.select([c for c in SONG_COLUMNS if c not in ("tags", "genre", "is_public")]).to_pandas()
+        tags, genres = vocabulary.columns(table["tags_key"])
+        frame = table.select([c for c in SONG_COLUMNS if c not in ("tags", "genre")]).to_pandas(
+            types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        frame["is_remix"] = frame["is_remix"].astype(bool)
         frame["tags"] = tags
         frame["genre"] = pd.array(genres, dtype="str")
-        frame["is_public"] = pd.array(good["is_public"].to_pylist(), dtype="boolean")
-        frame["src_file"] = part.file
-        frame["src_position"] = good["pos"].to_numpy()
-        frame["src_order"] = np.arange(order, order + n, dtype=np.int64)
-        order += n
-        song_frames.append(frame)
-        del table, good
-    songs, superseded = _newest_per_id(song_frames)
+        frames.append(frame[SONG_COLUMNS])
+    if not frames:
+        songs = SONGS_SCHEMA.empty_table().to_pandas()
+    else:
+        songs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     rejected = pd.DataFrame(rejected_rows + superseded, columns=REJECTED_COLUMNS)
     return songs, rejected, len(superseded)
 
 
-def _newest_per_id(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, list[dict]]:
-    """Keep the newest record per song id (on equal created_at the later one in the input);
-    the others become ``duplicate_superseded`` rows."""
-    if not frames:
-        return SONGS_SCHEMA.empty_table().to_pandas(), []
-    songs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    id_codes, _ = pd.factorize(songs["song_id"])
-    created_us = songs["created_at"].dt.tz_convert(None).to_numpy("datetime64[us]").view(np.int64)
-    by_id = np.lexsort((songs["src_order"].to_numpy(), created_us, id_codes))
+def _newest_per_id(goods: list[tuple[str, pa.Table]], good_masks: list[np.ndarray | None]
+                   ) -> tuple[list[dict], list[np.ndarray | None]]:
+    """Keep the newest record per song id among the accepted rows (``good_masks``; None: all) (on
+    equal created_at the later one in the input); the others become ``duplicate_superseded`` rows.
+    Returns those rows and, per table, the mask of rows to keep (None: keep all)."""
+    if not goods:
+        return [], []
+    rows_of = [np.arange(t.num_rows) if m is None else np.flatnonzero(m) for (_, t), m in zip(goods, good_masks)]
+    ids = pa.chunked_array([t["song_id"] if m is None else t["song_id"].filter(pa.array(m))
+                            for (_, t), m in zip(goods, good_masks)]).combine_chunks()
+    id_codes = pc.dictionary_encode(ids).indices.to_numpy()
+    created_us = np.concatenate([t["created_at"].cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()[r]
+                                 for (_, t), r in zip(goods, rows_of)])
+    by_id = np.lexsort((np.arange(len(id_codes)), created_us, id_codes))
     codes_sorted = id_codes[by_id]
     is_last = np.ones(len(by_id), dtype=bool)
     is_last[:-1] = codes_sorted[1:] != codes_sorted[:-1]
-    superseded_rows = np.sort(by_id[~is_last])
-    rows: list[dict] = []
-    if superseded_rows.size:
-        winner_of = dict(zip(id_codes[by_id[is_last]], by_id[is_last]))
-        for r in superseded_rows:
-            row = songs.iloc[int(r)]
-            winner = songs.iloc[int(winner_of[id_codes[r]])]
-            fields = {c: row[c] for c in SONG_COLUMNS}
-            fields["created_at"] = row["created_at"].isoformat()
-            fields["tags"] = list(row["tags"])
-            fields["duration_s"] = None if pd.isna(row["duration_s"]) else float(row["duration_s"])
-            fields["is_public"] = None if pd.isna(row["is_public"]) else bool(row["is_public"])
-            fields["is_remix"] = bool(row["is_remix"])
-            for name in COUNT_FIELDS:
-                fields[name] = int(row[name])
-            fields = {k: (None if not isinstance(v, list) and pd.isna(v) else v) for k, v in fields.items()}
-            rows.append({"source_file": row["src_file"], "position": int(row["src_position"]),
-                         "song_id": row["song_id"], "reason": "duplicate_superseded",
-                         "detail": f"superseded by the record at {winner['src_file']} position "
-                                   f"{int(winner['src_position'])} (created_at {winner['created_at'].isoformat()})",
-                         "raw": json.dumps(fields, ensure_ascii=False)})
-        keep = np.ones(len(songs), dtype=bool)
-        keep[superseded_rows] = False
-        songs = songs[keep]
-    return songs[SONG_COLUMNS].reset_index(drop=True), rows
+    superseded = np.sort(by_id[~is_last])
+    starts = np.cumsum([0] + [len(r) for r in rows_of])
+    keep: list[np.ndarray | None] = list(good_masks)
+    if not superseded.size:
+        return [], keep
+    winner_of = dict(zip(id_codes[by_id[is_last]].tolist(), by_id[is_last].tolist()))
+
+    def located(row: int) -> tuple[str, dict]:
+        k = int(np.searchsorted(starts, row, side="right")) - 1
+        file, table = goods[k]
+        return file, table.slice(int(rows_of[k][row - int(starts[k])]), 1).to_pylist()[0]
+
+    rows = []
+    for r in superseded.tolist():
+        file, row = located(r)
+        winner_file, winner = located(winner_of[int(id_codes[r])])
+        fields = {c: row.get(c) for c in SONG_COLUMNS if c not in ("tags", "genre")}
+        fields["created_at"] = row["created_at"].isoformat()
+        fields["tags"], fields["genre"] = _TagVocabulary().lookup(row["tags_key"])
+        rows.append({"source_file": file, "position": row["pos"], "song_id": row["song_id"],
+                     "reason": "duplicate_superseded",
+                     "detail": f"superseded by the record at {winner_file} position {winner['pos']} "
+                               f"(created_at {winner['created_at'].isoformat()})",
+                     "raw": json.dumps({c: fields[c] for c in SONG_COLUMNS}, ensure_ascii=False)})
+    for k in range(len(goods)):
+        inside = superseded[(superseded >= starts[k]) & (superseded < starts[k + 1])] - starts[k]
+        if inside.size:
+            mask = np.ones(goods[k][1].num_rows, dtype=bool) if keep[k] is None else keep[k].copy()
+            mask[rows_of[k][inside]] = False
+            keep[k] = mask
+    return rows, keep
 
 
 def _order_rejected(rejected: pd.DataFrame, files: list[str]) -> pd.DataFrame:
