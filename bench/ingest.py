@@ -1,16 +1,21 @@
-"""Catalogue ingest at scale: 1,000,000 raw Suno records, ours vs a plain pandas.json_normalize.
+"""Catalogue ingest at scale: 1,000,000 raw Suno records, ours vs a plain pandas.json_normalize
+and vs the ingest this replaced, all measured in the same run.
 
 Generates a raw catalogue (metadata only, records shaped and sized like the sample catalogue's,
 with 0.1 % bad records and duplicates mixed in) in a temporary folder, then runs each measurement
-in its own child process and reads that child's peak RSS from ``os.wait4``:
+in its own child process and reads that child's peak RSS and CPU time (user + system, the child
+and its own children) from ``os.wait4``:
 
-- ours: ``read_catalogue`` (stream-parse, validate, normalise, de-duplicate; big files on 2 worker
-  processes) + ``write_songs`` (Parquet, atomic); peak memory counts the workers too;
-- baseline: ``json.load`` of the same file + ``pandas.json_normalize`` (no validation at all).
+- ours: ``read_catalogue`` (DuckDB ``read_json`` + the record rules in one query, the byte scan
+  for nesting, de-duplication) + ``write_songs`` (Parquet, atomic);
+- baseline: ``json.load`` of the same file + ``pandas.json_normalize`` (no validation at all);
+- old: the hand-written streaming parser on 2 worker processes (``sunorecsys/`` at ``--old-commit``,
+  exported with ``git archive``; skipped when git or the commit is not available).
 
+The outputs of ours and old are compared row by row (songs and rejected rows).
 Targets: 1 M songs in under 60 s with under 4 GB peak on 2 cores, and not slower than the baseline.
 
-    python bench/ingest.py [--records 1000000] [--keep DIR]
+    python bench/ingest.py [--records 1000000] [--keep DIR] [--old-commit 61f8b02]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import UTC
@@ -30,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_SECONDS = 60.0
 TARGET_PEAK_GB = 4.0
+OLD_COMMIT = "61f8b02"  # the last commit with jsonfiles.py + parallel_ingest.py
 
 
 def generate_catalogue(path: Path, n_records: int, seed: int = 7) -> dict:
@@ -78,7 +85,8 @@ def generate_catalogue(path: Path, n_records: int, seed: int = 7) -> dict:
     return written
 
 
-def measure_ours(path: Path, out_dir: Path) -> dict:
+def measure_ingest(path: Path, out_dir: Path) -> dict:
+    """read_catalogue + write_songs of whichever ``sunorecsys`` is first on sys.path."""
     from sunorecsys.catalog.ingest import read_catalogue, write_songs
     from sunorecsys.paths import DataPaths
 
@@ -87,14 +95,8 @@ def measure_ours(path: Path, out_dir: Path) -> dict:
     t1 = time.perf_counter()
     write_songs(result, DataPaths(out_dir))
     t2 = time.perf_counter()
-    import resource
-
-    # Worker processes (grandchildren of the bench) are not in the parent's wait4 figure: take the
-    # largest one here; total peak <= main + workers x largest worker.
-    worker_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
     return {"read_s": t1 - t0, "write_s": t2 - t1, "seconds": t2 - t0, "songs": len(result.songs),
-            "rejected": len(result.rejected), "duplicates": result.duplicates, "worker_gb": worker_gb,
-            "workers": min(2, os.cpu_count() or 1)}
+            "rejected": len(result.rejected), "duplicates": result.duplicates}
 
 
 def measure_pandas(path: Path) -> dict:
@@ -108,27 +110,68 @@ def measure_pandas(path: Path) -> dict:
     return {"seconds": t1 - t0, "songs": len(frame), "columns": frame.shape[1]}
 
 
-def run_child(mode: str, path: Path, out_dir: Path) -> tuple[dict, float]:
-    """Run one measurement in a child process; returns (its figures, its peak RSS in GB)."""
+def run_child(mode: str, path: Path, out_dir: Path, pythonpath: Path = ROOT) -> dict:
+    """Run one measurement in a child process; its figures plus peak RSS (GB) and CPU seconds."""
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
     proc = subprocess.Popen([sys.executable, __file__, "--child", mode, str(path), str(out_dir)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} measurement failed (exit {proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024 ** 2  # KiB -> GiB
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{mode} measurement failed (exit {os.waitstatus_to_exitcode(status)})")
+    figures = json.loads(out.strip().splitlines()[-1])
+    # wait4 covers the child and the children it waited for (the old ingest's worker processes).
+    figures["peak_gb"] = usage.ru_maxrss / 1024 ** 2
+    figures["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return figures
+
+
+def export_old(commit: str, dest: Path) -> Path | None:
+    """``sunorecsys/`` as of ``commit`` under ``dest`` (for PYTHONPATH), or None when unavailable."""
+    archive = dest / "old.tar"
+    done = subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), commit, "sunorecsys"],
+                          check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"old     : skipped (git archive {commit}: {done.stderr.strip()[:200]})")
+        return None
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest / "old", filter="data")
+    return dest / "old"
+
+
+def compare_outputs(ours_dir: Path, old_dir: Path) -> str:
+    import pandas as pd
+
+    songs = [pd.read_parquet(d / "processed" / "songs.parquet") for d in (ours_dir, old_dir)]
+    rejected = [pd.read_parquet(d / "processed" / "rejected_songs.parquet") for d in (ours_dir, old_dir)]
+    if len(songs[0]) != len(songs[1]) or list(songs[0]["song_id"]) != list(songs[1]["song_id"]):
+        return f"songs differ: {len(songs[0])} vs {len(songs[1])} rows or another order"
+    differing = 0
+    for column in songs[0].columns:
+        a, b = songs[0][column], songs[1][column]
+        if column == "tags":
+            differing += sum(list(x) != list(y) for x, y in zip(a, b))
+        else:
+            same = (a.astype(object).to_numpy() == b.astype(object).to_numpy()) | (a.isna().to_numpy()
+                                                                                   & b.isna().to_numpy())
+            differing += int((~same).sum())
+    keys = ["source_file", "position", "song_id", "reason"]
+    same_rejected = [tuple(r) for r in rejected[0][keys].astype({"position": "int64"}).itertuples(index=False)] == [
+        tuple(r) for r in rejected[1][keys].itertuples(index=False)]
+    return (f"{len(songs[0]):,} songs, {differing} differing cells; {len(rejected[0])} vs {len(rejected[1])} "
+            f"rejections, {'the same' if same_rejected else 'NOT the same'} (file, position, id, reason)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--keep", default=None, help="generate into this folder and keep it")
+    parser.add_argument("--old-commit", default=OLD_COMMIT, help="the ingest to compare with ('' to skip)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "FILE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, file, out = args.child
-        figures = measure_ours(Path(file), Path(out)) if mode == "ours" else measure_pandas(Path(file))
+        figures = measure_pandas(Path(file)) if mode == "pandas" else measure_ingest(Path(file), Path(out))
         print(json.dumps(figures))
         return 0
 
@@ -139,21 +182,30 @@ def main() -> int:
     t0 = time.perf_counter()
     info = generate_catalogue(catalogue, args.records)
     print(f"generated {info['records']:,} records ({info['bad']} bad) = {info['bytes'] / 1e9:.2f} GB "
-          f"in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs")
-    ours, ours_gb = run_child("ours", catalogue, work / "out")
-    base, base_gb = run_child("pandas", catalogue, work / "out")
-    rate = ours["songs"] / ours["seconds"]
-    ours_total_gb = ours_gb + ours["workers"] * ours["worker_gb"]
-    print(f"ours    : {ours['seconds']:6.1f} s (read+validate {ours['read_s']:.1f} s, Parquet {ours['write_s']:.1f} s) "
-          f"{rate:,.0f} songs/s; {ours['songs']:,} songs, {ours['rejected']} rejected, {ours['duplicates']} duplicates\n"
-          f"          peak {ours_gb:.2f} GB main + {ours['workers']} workers x {ours['worker_gb']:.2f} GB "
-          f"= at most {ours_total_gb:.2f} GB")
-    print(f"baseline: {base['seconds']:6.1f} s (json.load + pandas.json_normalize, no validation) "
-          f"{base['songs'] / base['seconds']:,.0f} rows/s, peak {base_gb:.2f} GB")
-    print(f"ratio   : baseline/ours time = {base['seconds'] / ours['seconds']:.2f}x, "
-          f"baseline/ours peak memory = {base_gb / ours_total_gb:.2f}x (ours counted with its workers)")
+          f"in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} "
+          "(a shared machine: compare the ratios, measured in this run)")
+    ours = run_child("ours", catalogue, work / "ours")
+    base = run_child("pandas", catalogue, work / "pandas")
+    old_root = export_old(args.old_commit, work) if args.old_commit else None
+    old = run_child("old", catalogue, work / "old_out", pythonpath=old_root) if old_root else None
+
+    def line(name: str, f: dict, what: str) -> str:
+        return (f"{name:8}: {f['seconds']:6.1f} s wall, {f['cpu_s']:6.1f} s CPU, peak {f['peak_gb']:.2f} GB; "
+                f"{f['songs']:,} rows; {what}")
+
+    print(line("ours", ours, f"read+validate {ours['read_s']:.1f} s, Parquet {ours['write_s']:.1f} s, "
+                             f"{ours['rejected']} rejected, {ours['duplicates']} duplicates"))
+    print(line("baseline", base, "json.load + pandas.json_normalize, no validation"))
+    if old:
+        print(line("old", old, f"hand-written parser on 2 processes ({args.old_commit}), {old['rejected']} rejected"))
+    for name, other in (("baseline", base), ("old", old)):
+        if other:
+            print(f"ratio   : {name}/ours wall {other['seconds'] / ours['seconds']:.2f}x, "
+                  f"CPU {other['cpu_s'] / ours['cpu_s']:.2f}x, peak memory {other['peak_gb'] / ours['peak_gb']:.2f}x")
+    if old:
+        print(f"same    : {compare_outputs(work / 'ours', work / 'old_out')}")
     ok_time = ours["seconds"] < TARGET_SECONDS * args.records / 1_000_000
-    ok_mem = ours_total_gb < TARGET_PEAK_GB
+    ok_mem = ours["peak_gb"] < TARGET_PEAK_GB
     ok_base = ours["seconds"] <= base["seconds"]
     print(f"targets : < {TARGET_SECONDS:.0f} s per 1 M songs: {'met' if ok_time else 'MISSED'}; "
           f"< {TARGET_PEAK_GB:.0f} GB peak: {'met' if ok_mem else 'MISSED'}; "

@@ -28,27 +28,34 @@ FILES_TAG = "sunorecsys/catalogue_files"
 
 
 def file_versions(files: list[Path]) -> dict[str, list[int]]:
-    """``{path: [mtime_ns, size]}`` of each file that still exists."""
+    """``{path: [mtime_ns, size]}`` of each entry that still exists (a broken symlink or a symlink
+    loop is versioned by the link itself: ingest reports it as a rejected file)."""
     out: dict[str, list[int]] = {}
     for f in files:
         try:
             st = f.stat()
-        except FileNotFoundError:  # removed between listing and stat
-            continue
+        except OSError:
+            try:
+                st = f.lstat()
+            except OSError:  # removed between listing and stat
+                continue
         out[str(f)] = [st.st_mtime_ns, st.st_size]
     return out
 
 
 def touched_partitions(files: list[Path], log=None) -> list[str]:
     """The partition keys of the songs in ``files`` (days outside the partitions are dropped)."""
-    from sunorecsys.catalog.ingest import CatalogueFormatError, read_catalogue
+    from sunorecsys.catalog.ingest import read_catalogue
 
     try:
-        result = read_catalogue(files)
-    except CatalogueFormatError as exc:
+        result = read_catalogue(files)  # bad records and files are rejected rows, not exceptions
+    except FileNotFoundError as exc:  # removed between listing and reading
         if log is not None:
-            log.warning(f"cannot read the new catalogue file(s): {exc}; ingestion will report it")
+            log.warning(f"a new catalogue file went away: {exc}")
         return []
+    if log is not None:
+        for file, why in result.rejected_files.items():
+            log.warning(f"cannot read the new catalogue file {file}: {why}; ingestion will report it")
     if not len(result.songs):
         return []
     days = set(result.songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))

@@ -26,12 +26,18 @@ def test_sample_then_ingest_on_the_command_line(tmp_path, capsys):
     assert list(pd.read_parquet(root / "processed" / "rejected_songs.parquet")["reason"]) == ["unsafe_id"]
 
 
-def test_ingest_of_a_malformed_file_exits_2_naming_it(tmp_path, capsys):
+def test_ingest_rejects_a_malformed_record_and_an_unreadable_file_and_writes_the_rest(tmp_path, capsys):
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
-    (raw / "all_songs.json").write_text('[{"id": "a",]')
-    assert main(["--data-dir", str(tmp_path / "data"), "ingest"]) == 2
-    assert "all_songs.json, line 1" in capsys.readouterr().err
+    (raw / "all_songs.json").write_text('[{"id": "a", "created_at": "2026-11-01T00:00:00Z"}, {"id": "b",]')
+    (raw / "utf16.json").write_text('[{"id": "c"}]', encoding="utf-16")
+    assert main(["--data-dir", str(tmp_path / "data"), "ingest"]) == 3
+    out, err = capsys.readouterr()
+    assert "1 songs" in out and "malformed_json 1" in out and "bad_file 1" in out
+    assert "utf16.json is encoded as UTF-16 LE" in err
+    rejected = pd.read_parquet(tmp_path / "data" / "processed" / "rejected_songs.parquet")
+    assert sorted(rejected["reason"]) == ["bad_file", "malformed_json"]
+    assert list(pd.read_parquet(tmp_path / "data" / "processed" / "songs.parquet")["song_id"]) == ["a"]
 
 
 def test_ingest_without_catalogue_files_says_how_to_get_one(tmp_path, capsys):

@@ -11,7 +11,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from sunorecsys.catalog.ingest import (
-    CatalogueFormatError,
     find_catalogue_files,
     partition_songs,
     read_catalogue,
@@ -208,62 +207,88 @@ def test_one_bad_record_never_stops_the_others(tmp_path):
     assert result.reasons == {"bad_timestamp": 1, "missing_id": 1, "unsafe_id": 1}
 
 
-# --- malformed files --------------------------------------------------------------------------------
+# --- malformed files: the bad part is rejected, the rest lands ----------------------------------------
 
-@pytest.mark.parametrize("chunk_chars", [None, 5, 64])
-def test_malformed_json_names_the_file_line_and_column(tmp_path, monkeypatch, chunk_chars):
-    from sunorecsys.catalog import jsonfiles
+@pytest.mark.parametrize("chunk_bytes", [None, 5, 64])
+def test_a_malformed_record_is_one_rejected_row_naming_the_line_and_column(tmp_path, monkeypatch, chunk_bytes):
+    from sunorecsys.catalog import tolerant_reader
 
-    if chunk_chars:  # the error must be placed right wherever the streaming buffer happens to start
-        monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", chunk_chars)
+    if chunk_bytes:  # the place must be right wherever the streaming window happens to start
+        monkeypatch.setattr(tolerant_reader, "CHUNK_BYTES", chunk_bytes)
     path = tmp_path / "broken.json"
-    text = '[\n  {"id": "a1", "created_at": "2026-11-01T00:00:00Z"},\n  {"id": "b2", oops}\n]\n'
+    text = ('[\n  {"id": "a1", "created_at": "2026-11-01T00:00:00Z"},\n  {"id": "b2", oops},\n'
+            '  {"id": "c3", "created_at": "2026-11-02T00:00:00Z"}\n]\n')
     path.write_text(text)
     with pytest.raises(json.JSONDecodeError) as expected:  # where the standard parser places the error
         json.loads(text)
-    with pytest.raises(CatalogueFormatError) as info:
-        read_catalogue(path)
-    err = info.value
-    assert err.file == str(path) and err.line == 3 == expected.value.lineno
-    assert err.column == expected.value.colno
-    assert "broken.json" in str(err) and "line 3" in str(err)
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == ["a1", "c3"]
+    row = result.rejected.iloc[0]
+    assert (row["reason"], row["position"], row["song_id"]) == ("malformed_json", 1, "b2")
+    assert f"at line 3, column {expected.value.colno};" in row["detail"] and "oops" in row["raw"]
+    assert "the record starts at line 3, column 3" in row["detail"]
+    assert len(result.rejected) == 1 and result.records == 3 and not result.rejected_files
 
 
-def test_a_list_cut_short_is_a_format_error(tmp_path):
+def test_a_list_cut_short_keeps_the_records_before_the_cut(tmp_path):
     path = tmp_path / "cut.json"
     path.write_text(json.dumps([clip("a1"), clip("b2")])[:-40])
-    with pytest.raises(CatalogueFormatError, match="cut.json"):
-        read_catalogue(path)
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == ["a1"]
+    assert list(result.rejected["reason"]) == ["malformed_json"]
+    assert result.rejected["position"].tolist() == [1] and "truncated" in result.rejected["detail"].iloc[0]
 
 
-def test_malformed_json_lines_name_the_line(tmp_path):
+def test_a_malformed_json_line_is_one_rejected_row(tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text(json.dumps(clip("a1")) + "\n\n" + '{"id": "b2", \n' + json.dumps(clip("c3")) + "\n")
-    with pytest.raises(CatalogueFormatError) as info:
-        read_catalogue(path)
-    assert info.value.line == 3 and "broken.jsonl" in str(info.value)
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == ["a1", "c3"]
+    row = result.rejected.iloc[0]
+    assert (row["reason"], row["position"]) == ("malformed_json", 3) and "line 3" in row["detail"]
 
 
-@pytest.mark.parametrize("content, message", [("", "empty"), ("42", "expected a JSON list or object"),
-                                              ('[{"id": "a"},\n]', "line 2, column 1"),
-                                              ('[{"id": "a"}] [1]', "extra data"),
-                                              ('[{"id": "a"} {"id": "b"}]', "expected ',' or ']'"),
-                                              ('{"data": []}', "songs"), ('{"songs": {}}', "must be a list")])
-def test_wrong_shapes_are_format_errors(tmp_path, content, message):
+@pytest.mark.parametrize("content, message", [("", "is empty (0 bytes)"),
+                                              ("42", "is a JSON scalar"),
+                                              ('{"data": []}', "must hold a \"songs\" list"),
+                                              ('{"songs": {}}', "must be a list")])
+def test_a_file_of_the_wrong_shape_is_one_rejected_file(tmp_path, content, message):
+    (tmp_path / "odd.json").write_text(content)
+    write_json(tmp_path / "fine.json", [clip("a1")])
+    result = read_catalogue(tmp_path)
+    assert list(result.songs["song_id"]) == ["a1"]
+    assert list(result.rejected_files) == [str(tmp_path / "odd.json")]
+    assert message in result.rejected_files[str(tmp_path / "odd.json")]
+    row = result.rejected.iloc[0]
+    assert row["reason"] == "bad_file" and pd.isna(row["position"]) and pd.isna(row["song_id"])
+    assert message in row["detail"] and "odd.json" in result.summary()
+
+
+@pytest.mark.parametrize("content, detail, songs", [
+    ('[{"id": "a", "created_at": "2026-11-01T00:00:00Z"},\n]', "trailing comma", ["a"]),
+    ('[{"id": "a", "created_at": "2026-11-01T00:00:00Z"}] [1]', "extra data after the list", ["a"]),
+    ('[{"id": "a", "created_at": "2026-11-01T00:00:00Z"} {"id": "b", "created_at": "2026-11-01T00:00:00Z"}]',
+     "expected ',' or ']'", ["a", "b"]),
+])
+def test_damage_between_records_is_reported_and_the_records_land(tmp_path, content, detail, songs):
     path = tmp_path / "odd.json"
     path.write_text(content)
-    with pytest.raises(CatalogueFormatError, match=message):
-        read_catalogue(path)
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == songs
+    assert list(result.rejected["reason"]) == ["malformed_json"] and detail in result.rejected["detail"].iloc[0]
+    assert pd.isna(result.rejected["song_id"].iloc[0])
 
 
-def test_the_list_parser_handles_records_across_buffer_boundaries(tmp_path, monkeypatch):
-    from sunorecsys.catalog import jsonfiles
+def test_the_tolerant_reader_handles_records_across_window_boundaries(tmp_path, monkeypatch):
+    from sunorecsys.catalog import tolerant_reader
 
-    monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", 37)  # far smaller than one record
+    monkeypatch.setattr(tolerant_reader, "CHUNK_BYTES", 37)  # far smaller than one record
     records = [clip(f"id{i}", title=f"Título {i} 🎧", play_count=10 ** i) for i in range(12)]
+    records.insert(5, "not a record")  # DuckDB refuses the file: the tolerant path reads it
     result = read_catalogue(write_json(tmp_path / "c.json", records))
     assert list(result.songs.sort_values("play_count")["play_count"]) == [10 ** i for i in range(12)]
     assert result.songs["title"].str.contains("🎧").all()
+    assert list(result.rejected["reason"]) == ["not_an_object"] and result.rejected["position"].tolist() == [5]
 
 
 # --- Unicode, Parquet, partitions ---------------------------------------------------------------------
@@ -310,16 +335,7 @@ def test_the_sample_catalogue_ingests_cleanly_with_the_genres_it_was_made_with(s
     assert len(parts) == 14 and sum(len(p) for p in parts.values()) == 200
 
 
-# --- big files on two cores -----------------------------------------------------------------------------
-
-@pytest.fixture
-def parallel_small(monkeypatch):
-    """Make the parallel path apply to small files, with pieces of a few records."""
-    from sunorecsys.catalog import jsonfiles, parallel_ingest
-
-    monkeypatch.setattr(parallel_ingest, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", 3000)
-
+# --- the fast path and the tolerant path agree ---------------------------------------------------------------
 
 def _mixed_catalogue(path: Path) -> Path:
     records = []
@@ -330,52 +346,44 @@ def _mixed_catalogue(path: Path) -> Path:
         records.append(rec)
     records[7]["id"] = "../../etc/x"
     records[11]["created_at"] = "soon"
-    records[30] = clip("id3", created_at="2026-12-01T00:00:00Z", title="newer id3")
-    records.insert(20, "not a record")
+    records[12]["play_count"] = -4
+    records[13]["metadata"] = dict(records[13]["metadata"], tags=["Rock", None, "  Indie_Rock "])
+    records[14]["metadata"] = dict(records[14]["metadata"], duration=float("inf"))
+    records[15]["title"] = ["a", "list"]
+    records[30] = clip("id3", created_at="2026-11-20T00:00:00Z", title="newer id3")
     return write_json(path, records)
 
 
-def test_the_parallel_reader_gives_exactly_the_serial_result(tmp_path, parallel_small):
-    path = _mixed_catalogue(tmp_path / "big.json")
-    serial = read_catalogue(path, workers=1)
-    parallel = read_catalogue(path, workers=2)
-    pd.testing.assert_frame_equal(serial.songs, parallel.songs)
-    pd.testing.assert_frame_equal(serial.rejected, parallel.rejected)
-    assert serial.duplicates == parallel.duplicates == 1 and serial.records == parallel.records == 61
-    assert set(parallel.rejected["reason"]) == {"unsafe_id", "bad_timestamp", "not_an_object",
-                                                "duplicate_superseded"}
+def test_the_fast_and_the_tolerant_path_give_the_same_verdicts(tmp_path):
+    from sunorecsys.catalog.fast_reader import read_fast
+    from sunorecsys.catalog.ingest import _connect
+    from sunorecsys.catalog.record_rules import latest_allowed_created_at
+    from sunorecsys.catalog.source_files import inspect_catalogue_file
+    from sunorecsys.catalog.tolerant_reader import read_tolerant
+
+    path = _mixed_catalogue(tmp_path / "mixed.json")
+    file = inspect_catalogue_file(path)
+    con = _connect(1)
+    latest = latest_allowed_created_at()
+    fast = read_fast(con, file, latest)
+    tolerant, pre_rejected, n = read_tolerant(con, file, latest, tmp_path)
+    assert fast is not None and pre_rejected == [] and n == fast.num_rows == 60
+    compared = [c for c in fast.column_names if not c.startswith("raw_")]
+    assert fast.select(compared).to_pylist() == tolerant.select(compared).to_pylist()
+    reasons = dict(zip(fast["pos"].to_pylist(), fast["reason"].to_pylist()))
+    assert {p: r for p, r in reasons.items() if r} == {7: "unsafe_id", 11: "bad_timestamp", 12: "bad_count",
+                                                       14: "bad_duration", 15: "bad_field"}
+    result = read_catalogue(path)
+    assert result.songs.set_index("song_id").loc["id13", "tags"] == ["rock", "indie rock"]
+    assert result.songs.set_index("song_id").loc["id13", "genre"] == "rock"
+    assert result.duplicates == 1 and result.songs.set_index("song_id").loc["id3", "title"] == "newer id3"
 
 
-def test_a_malformed_big_file_still_names_the_position(tmp_path, parallel_small):
-    path = _mixed_catalogue(tmp_path / "big.json")
-    text = path.read_text(encoding="utf-8")
-    broken = text.replace('"title": "Canción 40 🎵"', '"title": "Canción 40 🎵" oops')
-    path.write_text(broken, encoding="utf-8")
-    with pytest.raises(json.JSONDecodeError) as expected:
-        json.loads(broken)
-    with pytest.raises(CatalogueFormatError) as info:
-        read_catalogue(path, workers=2)
-    assert (info.value.line, info.value.column) == (expected.value.lineno, expected.value.colno)
-
-
-def test_the_parallel_reader_glues_pieces_cut_inside_a_record(tmp_path, parallel_small, monkeypatch):
-    from sunorecsys.catalog import jsonfiles
-    from sunorecsys.catalog.ingest import _Normaliser
-    from sunorecsys.catalog.jsonfiles import iter_list_text_pieces
-    from sunorecsys.catalog.parallel_ingest import read_list_file_parallel
-
-    path = _mixed_catalogue(tmp_path / "big.json")
-
-    def cut_inside_a_history(chunk_chars: int) -> bool:
-        monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", chunk_chars)
-        return any("".join(text.split()).endswith('"x":{}}') for text, _ in iter_list_text_pieces(path))
-
-    chunk = next((c for c in range(1000, 6000, 50) if cut_inside_a_history(c)), None)
-    assert chunk is not None, "no chunk size cuts inside a history list"
-    monkeypatch.setattr(jsonfiles, "CHUNK_CHARS", chunk)
-    normaliser = _Normaliser()
-    assert read_list_file_parallel(path, normaliser, 2) == 61   # glued, no serial fallback
-    songs, rejected, _duplicates = normaliser.finish()
-    serial = read_catalogue(path, workers=1)
-    pd.testing.assert_frame_equal(songs, serial.songs)
-    pd.testing.assert_frame_equal(rejected, serial.rejected)
+def test_json_lines_positions_are_line_numbers_with_blank_lines_and_crlf(tmp_path):
+    lines = [json.dumps(clip("a1")), "", json.dumps(clip("b2")), "   ", json.dumps(clip("../x")),
+             json.dumps(clip("c3"))]
+    path = tmp_path / "c.jsonl"
+    path.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    result = read_catalogue(path)
+    assert list(result.songs["song_id"]) == ["a1", "b2", "c3"]
+    assert result.rejected[["position", "reason"]].values.tolist() == [[5, "unsafe_id"]]

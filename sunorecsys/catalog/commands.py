@@ -18,13 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.set_defaults(func=run_ingest)
 
 
+EXIT_FILES_REJECTED = 3  # songs written from the readable files; some file(s) could not be read at all
+
+
 def run_ingest(args: argparse.Namespace) -> int:
-    from sunorecsys.catalog.ingest import (
-        CatalogueFormatError,
-        find_catalogue_files,
-        read_catalogue,
-        write_songs,
-    )
+    """Exit 0: every file was read (bad records are in the rejected table); 3: the songs of the
+    readable files were written but some file could not be read at all (named on stderr);
+    2: an --input source does not exist; 1: no catalogue files."""
+    from sunorecsys.catalog.ingest import find_catalogue_files, read_catalogue, write_songs
 
     paths = DataPaths.from_env(args.data_dir)
     sources = args.input or find_catalogue_files(paths.raw_dir)
@@ -34,10 +35,12 @@ def run_ingest(args: argparse.Namespace) -> int:
         return 1
     try:
         result = read_catalogue(list(sources))
-    except (CatalogueFormatError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     written = write_songs(result, paths)
     print(result.summary())
     print(f"songs -> {written['songs_file']}\nrejected -> {written['rejected_file']}")
-    return 0
+    for file, why in result.rejected_files.items():
+        print(f"error: catalogue file {file} {why}; its songs were not ingested", file=sys.stderr)
+    return EXIT_FILES_REJECTED if result.rejected_files else 0

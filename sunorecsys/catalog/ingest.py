@@ -2,45 +2,51 @@
 
 A raw record is a Suno clip object: ``id``, ``title``, ``user_id``, ``handle``/``display_name``,
 ``created_at`` (ISO 8601), ``audio_url``, ``model_name``/``major_model_version``, counts,
-``is_public``, and a nested ``metadata`` with ``tags`` (comma-separated), ``prompt``,
+``is_public``, and a nested ``metadata`` with ``tags`` (comma-separated, or a list), ``prompt``,
 ``gpt_description_prompt``, ``duration`` (seconds), ``type``, ``history``/``concat_history``.
 An optional extension field ``audio_path`` (top level or in ``metadata``) points at a local file.
 
-Normalisation: tags are split, trimmed and lower-cased; ``genre`` is the first tag the genre
-vocabulary knows (``sunorecsys.catalog.genres``), else ``other``; ``created_at`` becomes a UTC
-timestamp; ``prompt`` is the lyrics prompt, or the description prompt when there are no lyrics;
-``model_version`` is ``major_model_version``, else ``model_name``; ``is_remix`` is true when the
-song has a (concat) history. Missing counts become 0 (Suno omits them on new clips): not a
-rejection.
+How a file is read: DuckDB's ``read_json`` parses it and applies the record rules in one query
+(``fast_reader``); a file DuckDB refuses (one malformed record, a record that is not an object,
+a duplicate key, deep nesting) is read record by record in Python (``tolerant_reader``) and the
+records that parse go through the same rules query. The rules and reason codes are documented in
+``record_rules``; a file that cannot be a catalogue at all (``source_files``) is one rejected file.
 
-Rejections (one row each, in REJECTED_SCHEMA, reason codes): ``not_an_object``, ``missing_id``,
-``unsafe_id`` (an id outside ``[A-Za-z0-9_-]``, e.g. ``../../etc/x``, never reaches a path),
-``bad_timestamp`` (missing or unparsable ``created_at``), ``bad_duration`` (not a number),
-``negative_duration``, and ``duplicate_superseded``: when an id repeats, the newest record (by
-``created_at``; on a tie the later one in the input) is kept and every other one is rejected
-with this reason (``raw`` then holds the superseded normalised row).
+Nothing in the data makes ``read_catalogue`` raise: one bad record is one rejected row with a
+reason, one bad file is one rejected file (a row with reason ``bad_file``, ``position`` and
+``song_id`` null, and an entry in ``IngestResult.rejected_files``); every other record and file
+lands. When an id repeats, the newest record (by ``created_at``; on a tie the later one in the
+input) is kept and every other one is rejected as ``duplicate_superseded`` (``raw`` then holds
+the superseded normalised row).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Sequence
+import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from sunorecsys.catalog.fast_reader import read_fast
 from sunorecsys.catalog.genres import genre_of_tags, split_tags
-from sunorecsys.catalog.jsonfiles import (
-    CATALOGUE_SUFFIXES,
+from sunorecsys.catalog.record_rules import TOP_FIELDS, latest_allowed_created_at
+from sunorecsys.catalog.schema import REJECTED_SCHEMA, SONGS_SCHEMA
+from sunorecsys.catalog.source_files import (
+    BadCatalogueFile,
     CatalogueFormatError,
-    is_json_list_file,
-    iter_catalogue_batches,
+    find_catalogue_files,
+    inspect_catalogue_file,
+    is_catalogue_name,
 )
-from sunorecsys.catalog.schema import REJECTED_SCHEMA, SONG_ID_PATTERN, SONGS_SCHEMA
+from sunorecsys.catalog.tolerant_reader import MAX_RAW_CHARS, read_tolerant
 from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.parquet import write_parquet_atomic
 
@@ -57,9 +63,7 @@ __all__ = [
 
 SONG_COLUMNS = SONGS_SCHEMA.names
 REJECTED_COLUMNS = REJECTED_SCHEMA.names
-BATCH_SIZE = 50_000            # records normalised together (bounded memory for huge files)
-NON_CATALOGUE_STEMS = ("interactions",)
-COUNT_FIELDS = ("play_count", "upvote_count", "comment_count")
+DUCKDB_MEMORY_LIMIT = "4GB"  # the machine is shared; DuckDB would otherwise take 80 % of it
 
 
 @dataclass
@@ -67,9 +71,11 @@ class IngestResult:
     """The outcome of reading catalogue files.
 
     ``songs``: one row per accepted song id (SONG_COLUMNS), in input order (files, then records).
-    ``rejected``: one row per rejected record (REJECTED_COLUMNS) with a reason code.
+    ``rejected``: one row per rejected record (REJECTED_COLUMNS) with a reason code, and one row per
+    rejected file (reason ``bad_file``, position and song_id null).
     ``duplicates``: how many records were superseded by a newer record with the same id.
-    ``files``: the files read, in order. ``records``: how many records they held.
+    ``files``: the files given, in order (rejected ones included). ``records``: how many records
+    the readable files held. ``rejected_files``: ``{file: why}`` for the files that could not be read.
     """
     songs: pd.DataFrame
     rejected: pd.DataFrame
@@ -77,330 +83,242 @@ class IngestResult:
     files: list[str]
     records: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    rejected_files: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())) or "none"
-        return (f"{self.records} records in {len(self.files)} file(s): {len(self.songs)} songs, "
+        text = (f"{self.records} records in {len(self.files)} file(s): {len(self.songs)} songs, "
                 f"{len(self.rejected)} rejected ({reasons}), {self.duplicates} duplicates superseded")
-
-
-def find_catalogue_files(raw_dir: str | os.PathLike) -> list[Path]:
-    """Catalogue files (``*.json``, ``*.jsonl``, ``*.ndjson``) directly in ``raw_dir``, sorted by name.
-
-    ``interactions.*`` (the listening log) and hidden/temporary files are not catalogue files.
-    """
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        return []
-    return sorted(p for p in raw_dir.iterdir()
-                  if p.is_file() and p.suffix.lower() in CATALOGUE_SUFFIXES
-                  and p.stem.lower() not in NON_CATALOGUE_STEMS and not p.name.startswith("."))
+        for file, why in self.rejected_files.items():
+            text += f"\nrejected file {file}: {why}"
+        return text
 
 
 def _expand_sources(source: str | os.PathLike | list) -> list[Path]:
+    """Files named, and catalogue entries of folders named (a folder named like a catalogue file,
+    ``x.json/``, is an entry to reject, not a folder to read). A source that does not exist at all is
+    the caller's mistake (FileNotFoundError); an entry that exists but is not a readable file (a
+    broken symlink, a FIFO) is kept, to be reported as a rejected file."""
     items = source if isinstance(source, (list, tuple)) else [source]
     files: list[Path] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if path.is_dir() and not is_catalogue_name(path):  # a folder named *.json is a bad file
             files.extend(find_catalogue_files(path))
-        elif path.is_file():
+        elif path.is_file() or os.path.lexists(path):
             files.append(path)
         else:
             raise FileNotFoundError(f"catalogue source not found: {path}")
     return files
 
 
-def _str_or_none(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+@dataclass
+class _FilePart:
+    file: str
+    table: pa.Table | None       # the rules query's rows (pos filled)
+    rejected: list[dict]         # rows rejected before the rules (tolerant path)
+    records: int
 
 
-def _count(value: object) -> int:
-    """Counts are optional in Suno records: missing or unusable -> 0."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return max(value, 0)
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0
-    return max(int(number), 0) if math.isfinite(number) else 0
+def _connect(threads: int) -> duckdb.DuckDBPyConnection:
+    spill = Path(tempfile.gettempdir()) / "sunorecsys-ingest-spill"  # never inside the data root
+    con = duckdb.connect(config={"threads": max(threads, 1), "memory_limit": DUCKDB_MEMORY_LIMIT,
+                                 "temp_directory": str(spill)})
+    con.sql("SET TimeZone = 'UTC'")  # naive timestamps are UTC, as Suno writes them
+    return con
 
 
-def parse_timestamps(values: list[object]) -> np.ndarray:
-    """ISO 8601 strings -> datetime64[us] in UTC (NaT where missing or unparsable).
-
-    Suno writes ``YYYY-MM-DDTHH:MM:SS.fffZ``; those go through numpy's C parser (about 100x faster
-    than pandas' ISO8601 path); anything else (offsets, odd forms) goes through pandas.
-    """
-    out = np.full(len(values), np.datetime64("NaT", "us"))
-    fast_idx: list[int] = []
-    fast_text: list[str] = []
-    slow_idx: list[int] = []
-    for j, value in enumerate(values):
-        if isinstance(value, str):
-            if len(value) >= 20 and value[-1] == "Z" and value[10] == "T":
-                fast_idx.append(j)
-                fast_text.append(value[:-1])
-            else:
-                slow_idx.append(j)
-    if fast_idx:
-        try:
-            out[fast_idx] = np.array(fast_text, dtype="datetime64[us]")
-        except ValueError:  # one bad string spoils numpy's batch: let pandas sort them out
-            slow_idx.extend(fast_idx)
-    if slow_idx:
-        parsed = pd.to_datetime(pd.Series([values[j] for j in slow_idx], dtype=object), format="ISO8601",
-                                utc=True, errors="coerce")
-        out[slow_idx] = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-    return out
+def _read_file(con: duckdb.DuckDBPyConnection, path: Path, latest: datetime, work_dir: Path) -> _FilePart:
+    file = inspect_catalogue_file(path)
+    table = read_fast(con, file, latest)
+    if table is not None:
+        return _FilePart(str(path), table, [], table.num_rows)
+    table, rejected, records = read_tolerant(con, file, latest, work_dir)
+    return _FilePart(str(path), table, rejected, records)
 
 
-# Fields read for every record; fallbacks (display_name, model_name, ...) only where these are empty.
-TOP_FIELDS = ("title", "user_id", "handle", "audio_url", "major_model_version", "is_public", *COUNT_FIELDS)
-META_FIELDS = ("tags", "prompt", "history")
-
-
-def _columns(records: list[dict], fields: tuple[str, ...]) -> dict[str, list]:
-    """One list per field (None where missing): a list comprehension per field is the fastest
-    pure-Python transpose measured here (itemgetter + zip was not faster)."""
-    return {f: [r.get(f) for r in records] for f in fields}
-
-
-def _strings(values) -> list[str | None]:
-    return [v if type(v) is str or v is None else _str_or_none(v) for v in values]
-
-
-def _raw_json(record: object) -> str:
-    try:
-        return json.dumps(record, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(record)
-
-
-class _Normaliser:
-    """Turns batches of raw records into song rows and rejected rows; caches tag parsing."""
-
-    def __init__(self) -> None:
-        self.song_frames: list[pd.DataFrame] = []
-        self.rejected: list[dict] = []
-        self._tag_cache: dict[object, tuple[list[str], str]] = {}
-        self.order = 0  # input order across all files, for the duplicate tie-break
-
-    def reject(self, file: str, position: int, song_id: object, reason: str, detail: str, record: object) -> None:
-        self.rejected.append({"source_file": file, "position": position,
-                              "song_id": None if song_id is None else str(song_id),
-                              "reason": reason, "detail": detail, "raw": _raw_json(record)})
-
-    def tags(self, raw_tags: object) -> tuple[list[str], str]:
-        """(normalised tags, genre); cached per tag string, which repeats a lot in real catalogues.
-
-        Rows with the same tag string share one list object: treat ``tags`` as read-only.
-        """
-        if not (raw_tags is None or isinstance(raw_tags, str)):
-            tags = split_tags(raw_tags)
-            return tags, genre_of_tags(tags)
-        hit = self._tag_cache.get(raw_tags)
-        if hit is None:
-            tags = split_tags(raw_tags)
-            hit = (tags, genre_of_tags(tags))
-            if len(self._tag_cache) < 1_000_000:
-                self._tag_cache[raw_tags] = hit
-        return hit
-
-    def _rejected_identity(self, file: str, position: int, record: object, fullmatch) -> bool:
-        """Reject (and say so) a record that is not an object or whose id is missing/unsafe."""
-        if not isinstance(record, dict):
-            self.reject(file, position, None, "not_an_object",
-                        f"a song record must be a JSON object, found {type(record).__name__}", record)
-            return True
-        song_id = record.get("id")
-        if song_id is None or (isinstance(song_id, str) and not song_id.strip()):
-            self.reject(file, position, None, "missing_id", "the record has no \"id\"", record)
-            return True
-        if not isinstance(song_id, str) or not fullmatch(song_id):
-            self.reject(file, position, song_id, "unsafe_id",
-                        "a song id may only hold A-Z, a-z, 0-9, '_' and '-' (1-128 characters); "
-                        f"{str(song_id)[:80]!r} is not used as a file name", record)
-            return True
-        return False
-
-    def add_batch(self, file: str, positions: Sequence[int], records: list) -> None:
-        """Normalise one run of raw records (``positions``: where each sits in ``file``)."""
-        # 1) records that are not objects, or whose id cannot be a file name. Fast path first:
-        # in a healthy file every record is an object with a safe id.
-        fullmatch = SONG_ID_PATTERN.fullmatch
-        ids = [r.get("id") if type(r) is dict else None for r in records]
-        valid = [type(i) is str and fullmatch(i) is not None for i in ids]
-        if not all(valid):
-            keep = [ok or not self._rejected_identity(file, p, r, fullmatch)
-                    for ok, p, r in zip(valid, positions, records)]
-            positions = [p for p, k in zip(positions, keep) if k]
-            records = [r for r, k in zip(records, keep) if k]
-            ids = [i for i, k in zip(ids, keep) if k]
-        if not records:
-            return
-        metas = [m if type(m := r.get("metadata")) is dict else {} for r in records]
-
-        # 2) timestamps and durations, vectorised
-        created = parse_timestamps([r.get("created_at") for r in records])
-        duration_raw = [m.get("duration") for m in metas]
-        try:  # numbers, numeric strings and None (-> NaN) in one C pass
-            duration = pd.Series(np.array(duration_raw, dtype=np.float64))
-            bad_duration = np.zeros(len(duration_raw), dtype=bool)
-        except (TypeError, ValueError):
-            duration = pd.to_numeric(pd.Series(duration_raw, dtype=object), errors="coerce").astype("float64")
-            bad_duration = (duration.isna().to_numpy()
-                            & np.array([d is not None and not (isinstance(d, float) and math.isnan(d))
-                                        for d in duration_raw]))
-        bad_created = np.isnat(created)
-        negative = (duration < 0).to_numpy()
-        ok = ~(bad_created | bad_duration | negative)
-        if not ok.all():
-            for j in np.flatnonzero(~ok):
-                position, record = positions[j], records[j]
-                if bad_created[j]:
-                    value = record.get("created_at")
-                    reason, detail = "bad_timestamp", (f"created_at {value!r} is not an ISO 8601 timestamp"
-                                                       if value is not None else "the record has no created_at")
-                elif bad_duration[j]:
-                    reason, detail = "bad_duration", f"metadata.duration {duration_raw[j]!r} is not a number"
-                else:
-                    reason, detail = "negative_duration", f"metadata.duration is {duration_raw[j]!r} seconds"
-                self.reject(file, position, record.get("id"), reason, detail, record)
-            idx = np.flatnonzero(ok)
-            positions = [positions[j] for j in idx]
-            ids = [ids[j] for j in idx]
-            records = [records[j] for j in idx]
-            metas = [metas[j] for j in idx]
-            created = created[idx]
-            duration = duration.iloc[idx].reset_index(drop=True)
-        if not records:
-            return
-
-        # 3) the remaining columns
-        n = len(records)
-        top = _columns(records, TOP_FIELDS)
-        meta = _columns(metas, META_FIELDS)
-        tag_genre = [self.tags(t) for t in meta["tags"]]
-        frame = pd.DataFrame({
-            "song_id": ids,
-            "title": _strings(top["title"]),
-            "user_id": _strings(top["user_id"]),
-            "handle": _strings([h or r.get("display_name") for h, r in zip(top["handle"], records)]),
-            "created_at": pd.DatetimeIndex(created).tz_localize("UTC"),
-            "duration_s": duration.to_numpy(),
-            "model_version": _strings([v or r.get("model_name") for v, r in zip(top["major_model_version"], records)]),
-            "tags": [tg[0] for tg in tag_genre],
-            "genre": [tg[1] for tg in tag_genre],
-            "prompt": _strings([p or m.get("gpt_description_prompt") for p, m in zip(meta["prompt"], metas)]),
-            "audio_url": _strings(top["audio_url"]),
-            "audio_path": _strings([r.get("audio_path") for r in records]),
-            **{name: np.array([v if type(v) is int and v >= 0 else _count(v)
-                               for v in top[name]], dtype=np.int64)
-               for name in COUNT_FIELDS},
-            "is_public": pd.array([v if type(v) is bool else None for v in top["is_public"]], dtype="boolean"),
-            "is_remix": np.array([bool(h) or bool(m.get("concat_history")) for h, m in zip(meta["history"], metas)],
-                                 dtype=bool),
-            "src_file": file,
-            "src_position": np.array(positions, dtype=np.int64),
-            "src_order": np.arange(self.order, self.order + n, dtype=np.int64),
-        })
-        self.order += n
-        self.song_frames.append(frame)
-
-    def finish(self) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-        frames = self.song_frames or [_empty_songs().assign(
-            src_file=pd.Series(dtype=object), src_position=pd.Series(dtype="int64"),
-            src_order=pd.Series(dtype="int64"))]
-        self.song_frames = []
-        # Newest record per id wins; on equal created_at the later one in the input. Decided on
-        # three key columns only; then only the batches holding a superseded row are filtered
-        # (one at a time), so the big string columns are never copied as a whole.
-        starts = np.cumsum([0] + [len(f) for f in frames])
-        id_codes, _ = pd.factorize(pd.concat([f["song_id"] for f in frames], ignore_index=True))
-        created_us = np.concatenate([f["created_at"].dt.tz_convert(None).to_numpy("datetime64[us]")
-                                     for f in frames]).view(np.int64)
-        order = np.concatenate([f["src_order"].to_numpy() for f in frames])
-        by_id = np.lexsort((order, created_us, id_codes))
-        codes_sorted = id_codes[by_id]
-        is_last = np.ones(len(by_id), dtype=bool)
-        if len(by_id):
-            is_last[:-1] = codes_sorted[1:] != codes_sorted[:-1]
-        superseded_rows = np.sort(by_id[~is_last])
-        duplicates = int(superseded_rows.size)
-
-        def row_at(global_row: int) -> pd.Series:
-            k = int(np.searchsorted(starts, global_row, side="right")) - 1
-            return frames[k].iloc[global_row - starts[k]]
-
-        if duplicates:
-            winner_of = dict(zip(id_codes[by_id[is_last]], by_id[is_last]))
-            for r in superseded_rows:
-                row = row_at(int(r))
-                winner = row_at(int(winner_of[id_codes[r]]))
-                song_fields = {c: row[c] for c in SONG_COLUMNS}
-                song_fields["created_at"] = row["created_at"].isoformat()
-                song_fields["tags"] = list(row["tags"])
-                song_fields["is_public"] = None if pd.isna(row["is_public"]) else bool(row["is_public"])
-                song_fields["is_remix"] = bool(row["is_remix"])
-                for name in COUNT_FIELDS:
-                    song_fields[name] = int(row[name])
-                self.reject(row["src_file"], int(row["src_position"]), row["song_id"], "duplicate_superseded",
-                            f"superseded by the record at {winner['src_file']} position "
-                            f"{int(winner['src_position'])} (created_at {winner['created_at'].isoformat()})",
-                            song_fields)
-            frame_of = np.searchsorted(starts, superseded_rows, side="right") - 1
-            for k in np.unique(frame_of):
-                keep = np.ones(len(frames[k]), dtype=bool)
-                keep[superseded_rows[frame_of == k] - starts[k]] = False
-                frames[k] = frames[k][keep]
-        songs = pd.concat([f[SONG_COLUMNS] for f in frames], ignore_index=True)
-        songs = songs[SONG_COLUMNS]
-        rejected = pd.DataFrame(self.rejected, columns=REJECTED_COLUMNS)
-        rejected["position"] = rejected["position"].astype("int64")
-        # File order (as read), then position: the same order however the records were batched.
-        file_rank = {f: k for k, f in enumerate(dict.fromkeys(rejected["source_file"]))}
-        rejected = (rejected.assign(_rank=rejected["source_file"].map(file_rank))
-                    .sort_values(["_rank", "position"], kind="stable").drop(columns="_rank")
-                    .reset_index(drop=True))
-        return songs, rejected, duplicates
-
-
-def _empty_songs() -> pd.DataFrame:
-    return SONGS_SCHEMA.empty_table().to_pandas()
-
-
-def read_catalogue(source: str | os.PathLike | list[str | os.PathLike], workers: int | None = None) -> IngestResult:
+def read_catalogue(source: str | os.PathLike | list[str | os.PathLike], workers: int | None = None, *,
+                   now: datetime | None = None) -> IngestResult:
     """Read one catalogue file, a folder of them (see ``find_catalogue_files``), or a list of either.
 
-    Returns the validated songs and the rejected records (never raises for a bad record).
-    Raises ``CatalogueFormatError`` (naming the file and the line/column) for a malformed file and
-    ``FileNotFoundError`` for a source that does not exist. List-shaped files of 64 MB or more are
-    parsed by ``workers`` processes (default: up to 2); the result is the same either way.
+    Returns the validated songs and the rejected records and files; never raises for bad data.
+    Raises ``FileNotFoundError`` for a source that does not exist. ``workers``: DuckDB threads
+    (default: up to 2). ``now``: the clock for the created_at window (default: the current time).
     """
-    from sunorecsys.catalog.parallel_ingest import PARALLEL_MIN_BYTES, read_list_file_parallel
-
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     files = _expand_sources(source)
-    normaliser = _Normaliser()
-    n_records = 0
-    for path in files:
-        if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES and is_json_list_file(path):
-            count = read_list_file_parallel(path, normaliser, workers)
-            if count is not None:
-                n_records += count
-                continue
-        for positions, records in iter_catalogue_batches(path, BATCH_SIZE):
-            normaliser.add_batch(str(path), positions, records)
-            n_records += len(records)
-    songs, rejected, duplicates = normaliser.finish()
+    latest = latest_allowed_created_at(now)
+    parts: list[_FilePart] = []
+    bad_files: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="sunorecsys-ingest-") as work_dir:
+        con = _connect(workers)
+        try:
+            for path in files:
+                try:
+                    parts.append(_read_file(con, path, latest, Path(work_dir)))
+                except BadCatalogueFile as exc:
+                    bad_files[str(path)] = exc.detail
+                except OSError as exc:  # e.g. an I/O error half-way through
+                    bad_files[str(path)] = f"cannot be read: {exc.strerror or exc}"
+                except duckdb.Error as exc:  # the staged records refused too: report, do not stop
+                    bad_files[str(path)] = f"could not be read: {str(exc).splitlines()[0][:300]}"
+        finally:
+            con.close()
+    songs, rejected, duplicates = _assemble(parts)
+    file_rows = [{"source_file": f, "position": None, "song_id": None, "reason": "bad_file", "detail": why,
+                  "raw": None} for f, why in bad_files.items()]
+    rejected = _order_rejected(pd.concat([pd.DataFrame(file_rows, columns=REJECTED_COLUMNS), rejected],
+                                         ignore_index=True) if file_rows else rejected, [str(f) for f in files])
     reasons = rejected["reason"].value_counts().to_dict() if len(rejected) else {}
     return IngestResult(songs=songs, rejected=rejected, duplicates=duplicates, files=[str(f) for f in files],
-                        records=n_records, reasons={str(k): int(v) for k, v in reasons.items()})
+                        records=sum(p.records for p in parts), rejected_files=bad_files,
+                        reasons={str(k): int(v) for k, v in reasons.items()})
+
+
+def _raw_json(row: dict) -> str | None:
+    """A rejected row's read fields as one JSON object (texts as DuckDB wrote them)."""
+    fields = [f"{json.dumps(f)}: {row[f'raw_{f}']}" for f in TOP_FIELDS if row.get(f"raw_{f}") is not None]
+    text = "{" + ", ".join(fields) + "}"
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"... ({len(text)} characters, cut)"
+
+
+class _TagVocabulary:
+    """Raw tag value -> (normalised tags, genre) through ``genres``, once per distinct value."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, tuple[list[str], str]] = {None: ([], genre_of_tags([]))}
+
+    def lookup(self, key: str | None) -> tuple[list[str], str]:
+        hit = self.cache.get(key)
+        if hit is None:
+            raw = key[1:] if key[0] == "s" else [t for t in json.loads(key[1:]) if t is not None]
+            tags = split_tags(raw)
+            hit = self.cache[key] = (tags, genre_of_tags(tags))
+        return hit
+
+    def columns(self, keys: pa.ChunkedArray) -> tuple[list[list[str]], list[str]]:
+        """Rows with the same tag value share one list object: treat ``tags`` as read-only."""
+        distinct = pc.unique(keys)
+        looked_up = [self.lookup(k) for k in distinct.to_pylist()]
+        index = pc.index_in(keys, value_set=distinct).to_numpy(zero_copy_only=False)
+        if keys.null_count:  # nulls are not in value_set's index: map them to the empty entry
+            null_at = distinct.to_pylist().index(None) if None in distinct.to_pylist() else None
+            if null_at is None:
+                looked_up.append(self.lookup(None))
+                null_at = len(looked_up) - 1
+            index = np.where(pc.is_null(keys).to_numpy(zero_copy_only=False), null_at, index)
+        index = index.astype(np.int64)
+        tags = [looked_up[i][0] for i in index]
+        genres = [looked_up[i][1] for i in index]
+        return tags, genres
+
+
+def _assemble(parts: list[_FilePart]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Songs (newest record per id) and rejected rows from every file's rules result.
+
+    Works on the Arrow tables and filters each one at most twice (rejected rows out, superseded
+    rows out): the big text columns are never copied row by row.
+    """
+    rejected_rows: list[dict] = []
+    goods: list[tuple[str, pa.Table]] = []
+    good_masks: list[np.ndarray | None] = []
+    for part in parts:
+        rejected_rows.extend(part.rejected)
+        table, part.table = part.table, None  # the Arrow copy goes as soon as it is used
+        if table is None or table.num_rows == 0:
+            continue
+        bad = pc.is_valid(table["reason"])
+        good = None
+        if pc.any(bad).as_py():
+            for row in table.filter(bad).select(["pos", "song_id", "reason", "detail",
+                                                 *(f"raw_{f}" for f in TOP_FIELDS)]).to_pylist():
+                rejected_rows.append({"source_file": part.file, "position": row["pos"], "song_id": row["song_id"],
+                                      "reason": row["reason"], "detail": row["detail"], "raw": _raw_json(row)})
+            good = ~bad.to_numpy(zero_copy_only=False)
+        goods.append((part.file, table.select(["pos", *(c for c in SONG_COLUMNS if c not in ("tags", "genre")),
+                                               "tags_key"])))
+        good_masks.append(good)
+    superseded, keep = _newest_per_id(goods, good_masks)
+    vocabulary = _TagVocabulary()
+    frames = []
+    for (file, table), kept in zip(goods, keep):
+        if kept is not None:  # one filter takes out the rejected and the superseded rows
+            table = table.filter(pa.array(kept))
+        if not table.num_rows:
+            continue
+        tags, genres = vocabulary.columns(table["tags_key"])
+        frame = table.select([c for c in SONG_COLUMNS if c not in ("tags", "genre")]).to_pandas(
+            types_mapper={pa.bool_(): pd.BooleanDtype()}.get)
+        frame["is_remix"] = frame["is_remix"].astype(bool)
+        frame["tags"] = tags
+        frame["genre"] = pd.array(genres, dtype="str")
+        frames.append(frame[SONG_COLUMNS])
+    if not frames:
+        songs = SONGS_SCHEMA.empty_table().to_pandas()
+    else:
+        songs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    rejected = pd.DataFrame(rejected_rows + superseded, columns=REJECTED_COLUMNS)
+    return songs, rejected, len(superseded)
+
+
+def _newest_per_id(goods: list[tuple[str, pa.Table]], good_masks: list[np.ndarray | None]
+                   ) -> tuple[list[dict], list[np.ndarray | None]]:
+    """Keep the newest record per song id among the accepted rows (``good_masks``; None: all) (on
+    equal created_at the later one in the input); the others become ``duplicate_superseded`` rows.
+    Returns those rows and, per table, the mask of rows to keep (None: keep all)."""
+    if not goods:
+        return [], []
+    rows_of = [np.arange(t.num_rows) if m is None else np.flatnonzero(m) for (_, t), m in zip(goods, good_masks)]
+    ids = pa.chunked_array([t["song_id"] if m is None else t["song_id"].filter(pa.array(m))
+                            for (_, t), m in zip(goods, good_masks)]).combine_chunks()
+    id_codes = pc.dictionary_encode(ids).indices.to_numpy()
+    created_us = np.concatenate([t["created_at"].cast(pa.timestamp("us", "UTC")).cast(pa.int64()).to_numpy()[r]
+                                 for (_, t), r in zip(goods, rows_of)])
+    by_id = np.lexsort((np.arange(len(id_codes)), created_us, id_codes))
+    codes_sorted = id_codes[by_id]
+    is_last = np.ones(len(by_id), dtype=bool)
+    is_last[:-1] = codes_sorted[1:] != codes_sorted[:-1]
+    superseded = np.sort(by_id[~is_last])
+    starts = np.cumsum([0] + [len(r) for r in rows_of])
+    keep: list[np.ndarray | None] = list(good_masks)
+    if not superseded.size:
+        return [], keep
+    winner_of = dict(zip(id_codes[by_id[is_last]].tolist(), by_id[is_last].tolist()))
+
+    def located(row: int) -> tuple[str, dict]:
+        k = int(np.searchsorted(starts, row, side="right")) - 1
+        file, table = goods[k]
+        return file, table.slice(int(rows_of[k][row - int(starts[k])]), 1).to_pylist()[0]
+
+    rows = []
+    for r in superseded.tolist():
+        file, row = located(r)
+        winner_file, winner = located(winner_of[int(id_codes[r])])
+        fields = {c: row.get(c) for c in SONG_COLUMNS if c not in ("tags", "genre")}
+        fields["created_at"] = row["created_at"].isoformat()
+        fields["tags"], fields["genre"] = _TagVocabulary().lookup(row["tags_key"])
+        rows.append({"source_file": file, "position": row["pos"], "song_id": row["song_id"],
+                     "reason": "duplicate_superseded",
+                     "detail": f"superseded by the record at {winner_file} position {winner['pos']} "
+                               f"(created_at {winner['created_at'].isoformat()})",
+                     "raw": json.dumps({c: fields[c] for c in SONG_COLUMNS}, ensure_ascii=False)})
+    for k in range(len(goods)):
+        inside = superseded[(superseded >= starts[k]) & (superseded < starts[k + 1])] - starts[k]
+        if inside.size:
+            mask = np.ones(goods[k][1].num_rows, dtype=bool) if keep[k] is None else keep[k].copy()
+            mask[rows_of[k][inside]] = False
+            keep[k] = mask
+    return rows, keep
+
+
+def _order_rejected(rejected: pd.DataFrame, files: list[str]) -> pd.DataFrame:
+    """File order (as given), then position (a rejected file's row first)."""
+    rank = {f: k for k, f in enumerate(files)}
+    rejected = rejected.copy()
+    rejected["position"] = rejected["position"].astype("Int64")
+    return (rejected.assign(_rank=rejected["source_file"].map(rank).fillna(len(files)))
+            .sort_values(["_rank", "position"], kind="stable", na_position="first").drop(columns="_rank")
+            .reset_index(drop=True))
 
 
 def write_songs(result: IngestResult, paths: DataPaths) -> dict:

@@ -36,9 +36,9 @@ SONGS_SCHEMA = pa.schema([
 
 REJECTED_SCHEMA = pa.schema([
     pa.field("source_file", pa.string()),
-    pa.field("position", pa.int64()),      # record index in a list, or line number in JSON Lines
+    pa.field("position", pa.int64()),      # record index in a list, or line number in JSON Lines; null: the whole file
     pa.field("song_id", pa.string()),      # as found (may be unsafe or missing)
-    pa.field("reason", pa.string()),       # machine-readable code, e.g. "unsafe_id"
+    pa.field("reason", pa.string()),       # machine-readable code, e.g. "unsafe_id" (record_rules.REASONS)
     pa.field("detail", pa.string()),       # human-readable explanation
     pa.field("raw", pa.string()),          # the record as JSON, for the curious
 ])

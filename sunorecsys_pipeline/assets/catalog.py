@@ -28,12 +28,7 @@ SONG_PREVIEW_COLUMNS = ["song_id", "title", "handle", "created_at", "duration_s"
                 "go to the rejected_songs table with a reason.",
 )
 def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
-    from sunorecsys.catalog.ingest import (
-        CatalogueFormatError,
-        find_catalogue_files,
-        read_catalogue,
-        write_songs,
-    )
+    from sunorecsys.catalog.ingest import find_catalogue_files, read_catalogue, write_songs
 
     paths = data_root.paths
     files = find_catalogue_files(paths.raw_dir)
@@ -41,10 +36,9 @@ def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) ->
         raise dg.Failure(description=f"no catalogue files (*.json, *.jsonl) in {paths.raw_dir}",
                          allow_retries=False)
     started = time.perf_counter()
-    try:
-        result = read_catalogue(files)
-    except CatalogueFormatError as exc:
-        raise dg.Failure(description=f"malformed catalogue file: {exc}", allow_retries=False) from exc
+    result = read_catalogue(files)  # a bad record or file is a rejected row: the others always land
+    for file, why in result.rejected_files.items():
+        context.log.error(f"catalogue file {file} {why}: its songs were not ingested")
     write_songs(result, paths)
     rejected_path = write_partition(result.rejected, paths.warehouse_dir, "rejected_songs",
                                     schema=REJECTED_SCHEMA)
@@ -64,6 +58,8 @@ def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) ->
     return dg.MaterializeResult(metadata={
         **table_metadata(songs[[c for c in SONG_PREVIEW_COLUMNS if c in songs]], paths.processed_songs),
         "files": dg.MetadataValue.md("\n".join(f"- `{f}`" for f in result.files)),
+        "rejected_files": dg.MetadataValue.md("\n".join(f"- `{f}`: {why}" for f, why in result.rejected_files.items())
+                                              or "none"),
         "rejected": dg.MetadataValue.int(len(result.rejected)),
         "rejected_reasons": counts_md(dict(collections.Counter(result.rejected["reason"])), "reason", "records"),
         "rejected_path": dg.MetadataValue.path(str(rejected_path)),
