@@ -239,6 +239,35 @@ def _open(path: Path, block_frames: int) -> _Source:
     return _soundfile_blocks(path, block_frames)
 
 
+class _Kept:
+    """The kept samples: one preallocated buffer when the length is capped (pages never written
+    cost no memory, and no second copy is made at the end), else a list of copies."""
+
+    def __init__(self, capacity: int | None, channels: int | None) -> None:
+        self.shape_tail = () if channels is None else (channels,)
+        self.buffer = None if capacity is None else np.empty((capacity, *self.shape_tail), dtype=np.float32)
+        self.filled = 0
+        self.parts: list[np.ndarray] = []
+
+    def append(self, part: np.ndarray) -> None:
+        part = np.asarray(part, dtype=np.float32).reshape(-1, *self.shape_tail)
+        if self.buffer is not None and self.filled + part.shape[0] <= self.buffer.shape[0]:
+            self.buffer[self.filled:self.filled + part.shape[0]] = part
+            self.filled += part.shape[0]
+            return
+        if self.buffer is not None:  # never expected (the capacity has a margin): fall back to a list
+            self.parts.append(self.buffer[:self.filled])
+            self.buffer, self.filled = None, 0
+        self.parts.append(part.copy())  # the decoder reuses its block buffer
+
+    def array(self) -> np.ndarray:
+        if self.buffer is not None:
+            return self.buffer[:self.filled]
+        if not self.parts:
+            return np.zeros((0, *self.shape_tail), dtype=np.float32)
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+
 def _resolve_rate(sample_rate: int | Callable[[int], int] | None, native: int) -> int:
     if sample_rate is None:
         return native
@@ -288,7 +317,8 @@ def decode_audio(
     channels_out = 1 if mono else source.channels
     stream = (soxr.ResampleStream(native, rate, channels_out, dtype="float32", quality=resample_quality)
               if rate != native else None)
-    kept: list[np.ndarray] = []
+    kept = _Kept(None if keep_frames is None else keep_frames * rate // native + 64,
+                 None if mono else channels_out)
     decoded = nonfinite = 0
     for block in source.blocks:
         if not np.isfinite(block.sum(dtype=np.float64)):
@@ -307,22 +337,17 @@ def decode_audio(
             last = keep_frames is not None and start + wanted >= keep_frames
             if stream is not None:
                 part = stream.resample_chunk(part, last=last)
-            if np.may_share_memory(part, block):  # the decoder reuses its buffer
-                part = part.copy()
             kept.append(part)
         elif not to_end:
             break
     if stream is not None and (keep_frames is None or decoded < keep_frames):
-        kept.append(np.asarray(stream.resample_chunk(np.zeros((0,) if mono else (0, channels_out),
-                                                              dtype=np.float32), last=True),
-                               dtype=np.float32))
+        kept.append(stream.resample_chunk(np.zeros((0,) if mono else (0, channels_out), dtype=np.float32),
+                                          last=True))
     if decoded == 0:
         # soundfile opened a valid header that holds no frames; dr_mp3 found no decodable frame.
         reason = EMPTY if source.decoder == "soundfile" else UNREADABLE
         raise AudioUnavailable(reason, f"{path.name}: no samples")
-    samples = np.concatenate(kept) if len(kept) != 1 else kept[0]
-    if not mono and samples.ndim == 1:
-        samples = samples.reshape(-1, channels_out)
+    samples = kept.array()
     duration = samples.shape[0] / rate
     if min_seconds is not None and duration < min_seconds:
         raise AudioUnavailable(TOO_SHORT, f"{path.name}: {duration:.3f} s < {min_seconds} s")

@@ -31,6 +31,7 @@ BANDWIDTH_ENERGY_FRACTION = 0.999
 WELCH_NPERSEG = 4096
 FLATNESS_BAND_HZ = (50.0, 16000.0)
 TRUE_PEAK_OVERSAMPLING = 4
+_WELCH_CHUNK_SEGMENTS = 256  # ~1 M samples per welch call (bounded memory on long songs)
 
 
 def _db(x: float, floor: float = LEVEL_FLOOR_DB) -> float:
@@ -104,9 +105,25 @@ def frame_rms_db(mono: np.ndarray, sample_rate: int, frame_s: float = SILENCE_FR
 
 
 def spectrum(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Welch power spectral density (Hann, ``WELCH_NPERSEG`` samples, 50 % overlap)."""
-    nperseg = min(WELCH_NPERSEG, mono.shape[0])
-    return scipy.signal.welch(mono, sample_rate, nperseg=nperseg, noverlap=nperseg // 2)
+    """Welch power spectral density (Hann, ``WELCH_NPERSEG`` samples, 50 % overlap).
+
+    A long signal is taken ``_WELCH_CHUNK_SEGMENTS`` segments at a time and the chunks' means are
+    averaged by segment count: the same segments and the same mean as one ``welch`` call, but
+    memory stays at a few MB (one call holds every segment's FFT: ~16 bytes per sample).
+    """
+    n = mono.shape[0]
+    nperseg = min(WELCH_NPERSEG, n)
+    hop = nperseg - nperseg // 2
+    segments = (n - nperseg) // hop + 1 if n >= nperseg else 0
+    if segments <= _WELCH_CHUNK_SEGMENTS:
+        return scipy.signal.welch(mono, sample_rate, nperseg=nperseg, noverlap=nperseg // 2)
+    total = None
+    for first in range(0, segments, _WELCH_CHUNK_SEGMENTS):
+        count = min(_WELCH_CHUNK_SEGMENTS, segments - first)
+        chunk = mono[first * hop:first * hop + (count - 1) * hop + nperseg]
+        freqs, psd = scipy.signal.welch(chunk, sample_rate, nperseg=nperseg, noverlap=nperseg // 2)
+        total = psd * count if total is None else total + psd * count
+    return freqs, total / segments
 
 
 def bandwidth_hz(freqs: np.ndarray, psd: np.ndarray, fraction: float = BANDWIDTH_ENERGY_FRACTION) -> float:
