@@ -317,8 +317,16 @@ def decode_audio(
     channels_out = 1 if mono else source.channels
     stream = (soxr.ResampleStream(native, rate, channels_out, dtype="float32", quality=resample_quality)
               if rate != native else None)
-    kept = _Kept(None if keep_frames is None else keep_frames * rate // native + 64,
-                 None if mono else channels_out)
+    capacity = keep_frames
+    if source.decoder == "miniaudio-mp3":
+        header = mp3_header_duration(path)
+    else:
+        header = source.header_frames / native if source.header_frames else None
+    claimed = None if header is None else round(header * native)
+    if capacity is not None and claimed is not None:
+        # Reserve what the header claims (plus a second); a longer stream falls back to a list.
+        capacity = min(capacity, claimed + native)
+    kept = _Kept(None if capacity is None else capacity * rate // native + 64, None if mono else channels_out)
     decoded = nonfinite = 0
     for block in source.blocks:
         if not np.isfinite(block.sum(dtype=np.float64)):
@@ -351,10 +359,6 @@ def decode_audio(
     duration = samples.shape[0] / rate
     if min_seconds is not None and duration < min_seconds:
         raise AudioUnavailable(TOO_SHORT, f"{path.name}: {duration:.3f} s < {min_seconds} s")
-    if source.decoder == "miniaudio-mp3":
-        header = mp3_header_duration(path)
-    else:
-        header = source.header_frames / native if source.header_frames else None
     stopped_early = not to_end and keep_frames is not None and decoded >= keep_frames
     whole = decoded / native
     if stopped_early and header is not None:

@@ -213,9 +213,13 @@ def resolve_audio_path(
         else:
             refused = True
             tried.append(f"audio_path {own} refused: outside the audio roots")
-    local = find_local_audio(song_id, paths.audio_dir, roots)
-    if local is not None:
-        return local
+    for ext in AUDIO_EXTENSIONS:
+        candidate = paths.audio_dir / f"{song_id}.{ext}"
+        if candidate.is_file():
+            if _within(candidate, roots):
+                return candidate
+            refused = True  # a symlink leading out of the roots
+            tried.append(f"{candidate.name} refused: resolves outside the audio roots")
     tried.append(f"{paths.audio_dir}/{song_id}.<ext>")
     url = _text(song.get("audio_url"))
     if url is not None and fetch:
