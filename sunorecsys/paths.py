@@ -68,6 +68,11 @@ class DataPaths:
         return self.root / "music_flamingo_scores"
 
     @property
+    def signal_cache_dir(self) -> Path:
+        """Per-song signal-check rows of ``sunorecsys score --backend signal`` (``<song_id>.json``)."""
+        return self.root / "signal_checks"
+
+    @property
     def audiobox_cache_dir(self) -> Path:
         return self.root / "audiobox_scores"
 

@@ -297,6 +297,10 @@ def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
 def _worker_init(memory_limit_mb: int | None) -> None:
     """Pool worker set-up: an optional address-space cap, so a runaway song raises MemoryError in
     its own worker (a failure row) instead of drawing the machine into swap or the OOM killer."""
+    import signal
+
+    # Ctrl-C stops the parent, which lets the songs in flight finish: a worker must not die of it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if memory_limit_mb:
         import resource
 
