@@ -325,14 +325,22 @@ def _crashed_row(job: tuple[dict, str, dict], detail: str) -> dict[str, Any]:
     return _failed_row(song.get("song_id"), WORKER_CRASHED, detail, _number(song.get("duration_s")))
 
 
-def _run_isolated(job: tuple[dict, str, dict], memory_limit_mb: int | None) -> dict[str, Any]:
-    """One song in a worker of its own: its row, or ``worker_crashed`` if it kills the worker again."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(memory_limit_mb,)) as pool:
-        try:
-            return pool.submit(_check_song_job, job).result()
-        except BrokenProcessPool as exc:
-            return _crashed_row(job, f"the worker checking this song died twice ({exc})")
+def _run_isolated(jobs: list, indices: list[int], memory_limit_mb: int | None,
+                  deliver: Callable[[int, dict[str, Any]], None]) -> None:
+    """Songs that were in flight when a worker died, one at a time in a single-worker pool: the
+    one that kills its worker again gets a ``worker_crashed`` row, the others their own rows."""
+    remaining = list(indices)
+    while remaining:
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_worker_init,
+                                 initargs=(memory_limit_mb,)) as pool:
+            while remaining:
+                index = remaining.pop(0)
+                try:
+                    row = pool.submit(_check_song_job, jobs[index]).result()
+                except BrokenProcessPool as exc:
+                    deliver(index, _crashed_row(jobs[index], f"the worker checking this song died twice ({exc})"))
+                    break  # a new pool for the rest
+                deliver(index, row)
 
 
 def _run_pool(jobs: list, workers: int, memory_limit_mb: int | None,
@@ -372,8 +380,8 @@ def _run_pool(jobs: list, workers: int, memory_limit_mb: int | None,
                         raise BrokenProcessPool("a worker died")
             except BrokenProcessPool:
                 suspects.extend(in_flight.values())
-        for index in sorted(suspects):
-            deliver(index, _run_isolated(jobs[index], memory_limit_mb))
+        if suspects:
+            _run_isolated(jobs, sorted(suspects), memory_limit_mb, deliver)
 
 
 def run_audio_checks(songs: pd.DataFrame, paths: DataPaths, *, workers: int = 1,
