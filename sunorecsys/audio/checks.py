@@ -301,6 +301,12 @@ def _worker_init(memory_limit_mb: int | None) -> None:
 
     # Ctrl-C stops the parent, which lets the songs in flight finish: a worker must not die of it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # one thread per worker: the pool is the parallelism (BLAS threads would oversubscribe)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
     if memory_limit_mb:
         import resource
 
