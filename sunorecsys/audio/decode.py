@@ -92,9 +92,14 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
         return samples
     if samples.shape[1] == 1:
         return samples[:, 0]
+    samples = samples.astype(np.float32, copy=False)
+    if samples.shape[1] == 2:  # the common case: two strided adds beat any reduction
+        mono = samples[:, 0] + samples[:, 1]
+        mono *= np.float32(0.5)
+        return mono
     # A matrix product is ~10x faster than mean(axis=1) over a short trailing axis.
     weights = np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
-    return samples.astype(np.float32, copy=False) @ weights
+    return samples @ weights
 
 
 # --- MP3 headers: what the file claims -------------------------------------------------------------
@@ -329,7 +334,7 @@ def decode_audio(
     kept = _Kept(None if capacity is None else capacity * rate // native + 64, None if mono else channels_out)
     decoded = nonfinite = 0
     for block in source.blocks:
-        if not np.isfinite(block.sum(dtype=np.float64)):
+        if not np.isfinite(block.sum()):  # one pass; NaN/inf anywhere make the sum non-finite
             # A damaged float file can hold NaN/inf; they would poison every measure downstream.
             bad = ~np.isfinite(block)
             nonfinite += int(bad.sum())

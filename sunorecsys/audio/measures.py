@@ -1,11 +1,12 @@
-"""Cheap signal measures of one decoded song (numpy/scipy/pyloudnorm/soxr, CPU only).
+"""Cheap signal measures of one decoded song (numpy/scipy/soxr, CPU only).
 
-All measures run on the file's own sample rate. Measured on a 3-minute 44.1 kHz stereo song on
-one core here (bench/scoring_signal.py): BS.1770 loudness on the original stereo ~0.26 s (on a
-22.05 kHz copy about half that, but 0.2-0.5 LU off), 4x true peak with soxr ~0.39 s, Welch spectrum ~0.1 s,
-the rest a few tens of ms. The whole check stays well above 50x real time at full rate, so no
-accuracy is traded for speed: loudness and true peak are computed exactly as specified, and the
-bandwidth needs the full rate anyway (a 16 kHz copy could not see anything above 8 kHz).
+The level measures (BS.1770 loudness, sample and true peak, clipping) are taken on the file's own
+blocks at its own rate during the decode (:mod:`sunorecsys.audio.levels`, bounded memory); the
+others (silence, crest, dynamics, spectrum) on a mono analysis signal at 32-48 kHz, so the spectrum
+reaches at least 16 kHz. Costs for a 3-minute 44.1 kHz stereo MP3 on one core of a shared machine
+(bench/scoring_speed.py): the whole check ~2.8x the CPU of decoding the file alone with libsndfile,
+above 200x real time; loudness is pyloudnorm's algorithm to 1e-9 LU, the Welch spectrum scipy's
+figures to float32 precision.
 """
 
 from __future__ import annotations
