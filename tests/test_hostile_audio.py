@@ -168,6 +168,13 @@ def test_symlinks_are_followed_only_inside_the_roots(corpus):
     assert check_song(_song("escape", 3.0), listed, fetch=False)["status"] == "ok"
 
 
+def test_folders_listed_in_the_environment_are_audio_roots(corpus, monkeypatch):
+    song = _song("listed", 3.0, audio_path=str(corpus.root / "outside" / "secret.flac"))
+    assert _check(corpus, song)["status"] == "audio_path_outside_roots"
+    monkeypatch.setenv("SUNORECSYS_AUDIO_ROOTS", os.pathsep.join(["/nonexistent", str(corpus.root / "outside")]))
+    assert _check(corpus, song)["status"] == "ok"
+
+
 def test_the_whole_corpus_in_one_run_gives_one_row_per_song(corpus):
     names = ["cut.mp3", "noxing.mp3", "surround.flac", "nan.wav", "zero.mp3", "noise.mp3", "text.flac",
              "claim.wav", "fifo.mp3", "../outside/secret.flac", "/etc/passwd"]
