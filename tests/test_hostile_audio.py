@@ -142,6 +142,16 @@ def test_files_that_are_not_audio_get_a_reason(corpus, name, status):
     assert row["status"] == status and row["hard_fail"] and row["hard_fail_reasons"] == [status], row
 
 
+@pytest.mark.parametrize(("fmt", "name", "decoder"), [("WAV", "wav-named.mp3", "soundfile"),
+                                                      ("FLAC", "flac-named.mp3", "soundfile"),
+                                                      ("MP3", "mp3-named.wav", "miniaudio-mp3")])
+def test_a_file_is_decoded_by_what_its_bytes_are_not_by_its_name(tmp_path, fmt, name, decoder):
+    path = tmp_path / name
+    sf.write(path, synth_song(3.0, SR, channels=2, seed=4), SR, format=fmt)
+    audio = decode_audio(path)
+    assert audio.decoder == decoder and audio.source_duration_s == pytest.approx(3.0, abs=0.06)
+
+
 def test_a_header_claiming_hours_is_measured_on_what_is_there(corpus):
     row = _check(corpus, _song("c", 2.0, audio_path="audio/claim.wav"))
     assert row["status"] == "ok" and row["duration_s"] == pytest.approx(2.0, abs=0.01), row

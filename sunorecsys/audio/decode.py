@@ -226,16 +226,20 @@ def _looks_like_mp3(path: Path) -> bool:
 def _open(path: Path, block_frames: int) -> _Source:
     """The decoder for this file's bytes: dr_mp3 for MP3, soundfile for the rest.
 
-    MP3 is recognised by its bytes (or, failing that, its name) before libsndfile is asked, whose
-    mpg123 prints warnings about every truncated file it opens.
+    A file starting like an MP3 goes to dr_mp3 before libsndfile is asked (its mpg123 prints
+    warnings about every truncated file it opens); other bytes are identified by libsndfile, and
+    a file it cannot identify is tried as MP3 once more only when named like one (leading junk).
     """
-    if path.suffix.lower() in _MP3_SUFFIXES or _looks_like_mp3(path):
+    if _looks_like_mp3(path):
         source = _mp3_blocks(path, block_frames)
         if source is not None:
             return source
     try:
         fmt = sf.info(str(path)).format
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        source = _mp3_blocks(path, block_frames) if path.suffix.lower() in _MP3_SUFFIXES else None
+        if source is not None:
+            return source
         raise AudioUnavailable(UNREADABLE, f"{path.name}: {exc}") from exc
     if fmt == "MP3":
         source = _mp3_blocks(path, block_frames)
