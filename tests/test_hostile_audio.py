@@ -49,6 +49,10 @@ def corpus(tmp_path_factory) -> DataPaths:
     # A partial download: the first third of the bytes, the Xing header (frame 1) intact.
     (audio / "cut.mp3").write_bytes(data[: len(data) // 3])
     (audio / "cut-nometa.mp3").write_bytes(data[: len(data) // 3])
+    for ext in ("flac", "wav"):  # partial downloads of lossless files: the header claims 30 s
+        sf.write(audio / f"full.{ext}", song, SR)
+        whole = (audio / f"full.{ext}").read_bytes()
+        (audio / f"cut.{ext}").write_bytes(whole[: len(whole) // 2])
     # The same song without its Xing frame: libsndfile then guesses the length from the first frames.
     sf.write(audio / "vbr.mp3", song, SR, bitrate_mode="VARIABLE")
     vbr = (audio / "vbr.mp3").read_bytes()
@@ -97,6 +101,15 @@ def test_truncated_mp3_with_its_xing_header_intact_is_a_hard_fail(corpus):
     # Without a catalogue duration the header alone tells the truncation.
     alone = _check(corpus, _song("y", None, audio_path="audio/cut-nometa.mp3"))
     assert "truncated" in alone["hard_fail_reasons"] and alone["metadata_duration_s"] is None
+
+
+@pytest.mark.parametrize("ext", ["flac", "wav"])
+def test_partial_lossless_files_are_truncated_against_their_own_header(corpus, ext):
+    row = _check(corpus, _song("p", None, audio_path=f"audio/cut.{ext}"))
+    assert row["status"] == "ok" and "truncated" in row["hard_fail_reasons"], row
+    assert 10.0 < row["duration_s"] < 16.0 and row["header_duration_s"] == pytest.approx(30.0, abs=1e-3)
+    whole = _check(corpus, _song("w", None, audio_path=f"audio/full.{ext}"))
+    assert not whole["hard_fail"] and whole["duration_s"] == pytest.approx(30.0, abs=1e-3)
 
 
 def test_mp3_without_xing_header_is_decoded_to_its_real_end_and_not_called_truncated(corpus):
@@ -155,7 +168,8 @@ def test_a_file_is_decoded_by_what_its_bytes_are_not_by_its_name(tmp_path, fmt, 
 def test_a_header_claiming_hours_is_measured_on_what_is_there(corpus):
     row = _check(corpus, _song("c", 2.0, audio_path="audio/claim.wav"))
     assert row["status"] == "ok" and row["duration_s"] == pytest.approx(2.0, abs=0.01), row
-    assert not row["hard_fail"] or row["hard_fail_reasons"] == ["truncated"]
+    assert row["header_duration_s"] == pytest.approx(0xFFFFFF00 / 4 / SR, rel=1e-6)  # ~6.8 hours
+    assert row["hard_fail_reasons"] == ["truncated"]  # 2 s where the file promised hours
 
 
 @pytest.mark.parametrize("audio_path", ["/etc/passwd", "../../../../etc/passwd", "/root/.ssh/id_rsa",
@@ -188,13 +202,15 @@ def test_folders_listed_in_the_environment_are_audio_roots(corpus, monkeypatch):
 def test_the_whole_corpus_in_one_run_gives_one_row_per_song(corpus):
     names = ["cut.mp3", "noxing.mp3", "surround.flac", "nan.wav", "zero.mp3", "noise.mp3", "text.flac",
              "claim.wav", "fifo.mp3", "../outside/secret.flac", "/etc/passwd"]
-    songs = pd.DataFrame([_song(f"s{i}", audio_path=f"audio/{n}" if not n.startswith("/") else n)
+    songs = pd.DataFrame([_song(f"s{i}", 10.0 if n.startswith("surround") else 30.0,
+                                audio_path=f"audio/{n}" if not n.startswith("/") else n)
                           for i, n in enumerate(names)])
     seen = []
     checks = run_audio_checks(songs, corpus, fetch=False, workers=2, on_row=lambda i, r: seen.append(i))
     assert list(checks["song_id"]) == list(songs["song_id"]) and sorted(seen) == list(range(len(names)))
     assert list(checks["status"]) == ["ok", "ok", "ok", "ok", "unreadable", "unreadable", "unreadable", "ok",
                                       "missing", "audio_path_outside_roots", "audio_path_outside_roots"]
+    assert list(checks["hard_fail"]) == [True, False, False, True, True, True, True, True, True, True, True]
 
 
 # --- bounded memory, memory exhaustion, a worker's death ----------------------------------------

@@ -240,6 +240,8 @@ def _integrity(decoded, metadata_duration: float | None, reasons: list[str]) -> 
         details.append(f"truncated: decoded {got:.2f} s of the {header:.2f} s its header claims")
     elif "truncated" in reasons and metadata_duration:
         details.append(f"truncated: decoded {got:.2f} s of the catalogue's {metadata_duration:.2f} s")
+    if decoded.stream_error:
+        details.append(f"decoder stopped on damaged data: {decoded.stream_error}")
     return "; ".join(details), damaged
 
 

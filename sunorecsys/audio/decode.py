@@ -48,7 +48,8 @@ class DecodedAudio:
     (soundfile's frame count, or an MP3's Xing/VBRI frame count), None when it claims nothing.
     ``nonfinite_samples`` counts NaN/inf samples of the file (replaced by 0 in ``samples``).
     ``sha256`` is the hex digest of the file's bytes (the cache key of scores); ``decoder`` names
-    the library that decoded it (``miniaudio-mp3`` or ``soundfile``).
+    the library that decoded it (``miniaudio-mp3`` or ``soundfile``); ``stream_error`` is the
+    decoder's message when it stopped on damaged data part-way (what came before is kept).
     """
 
     samples: np.ndarray
@@ -63,6 +64,7 @@ class DecodedAudio:
     header_duration_s: float | None = None
     nonfinite_samples: int = 0
     decoder: str = "soundfile"
+    stream_error: str | None = None
 
     @property
     def channels(self) -> int:
@@ -153,6 +155,30 @@ def mp3_header_duration(path: str | os.PathLike) -> float | None:
     return frames * samples_per_frame / rate
 
 
+def wav_claimed_frames(path: str | os.PathLike) -> int | None:
+    """Frames a RIFF/WAVE file's ``data`` chunk claims (its byte size over the frame size).
+
+    libsndfile clamps its frame count to the bytes present, so a partial WAV looks whole to it;
+    the chunk size is what the writer meant. None for other files, or for a size left as
+    0 / 0xFFFFFFFF (streamed WAVs, RF64).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, None
+    while pos + 8 <= len(head):
+        chunk, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = struct.unpack("<H", head[pos + 20:pos + 22])[0]
+        elif chunk == b"data":
+            if not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align
+        pos += 8 + size + (size & 1)
+    return None
+
+
 # --- block sources ---------------------------------------------------------------------------------
 
 @dataclass
@@ -162,6 +188,7 @@ class _Source:
     header_frames: int | None
     blocks: Iterator[np.ndarray]
     decoder: str
+    error: str | None = None  # set when the decoder stopped on damaged data after decoding some
 
 
 def _mp3_blocks(path: Path, block_frames: int) -> _Source | None:
@@ -200,20 +227,30 @@ def _soundfile_blocks(path: Path, block_frames: int) -> _Source:
         raise AudioUnavailable(UNREADABLE, f"{path.name}: {exc}") from exc
 
     def blocks() -> Iterator[np.ndarray]:
+        decoded = 0
         with handle:
             buffer = np.empty((block_frames, handle.channels), dtype=np.float32)
             while True:
                 try:
                     block = handle.read(block_frames, dtype="float32", always_2d=True, out=buffer)
                 except (sf.LibsndfileError, RuntimeError) as exc:
-                    raise AudioUnavailable(UNREADABLE, f"{path.name}: {exc}") from exc
+                    if decoded == 0:
+                        raise AudioUnavailable(UNREADABLE, f"{path.name}: {exc}") from exc
+                    # A partial download ends in the middle of a frame: what came before is the
+                    # stream as far as it goes (the header comparison then calls it truncated).
+                    source.error = str(exc)
+                    return
                 if block.shape[0] == 0:
                     return
+                decoded += block.shape[0]
                 yield block
 
     frames = int(handle.frames)
     header = frames if 0 < frames < (1 << 62) else None
-    return _Source(int(handle.samplerate), int(handle.channels), header, blocks(), "soundfile")
+    if handle.format == "WAV":
+        header = wav_claimed_frames(path) or header
+    source = _Source(int(handle.samplerate), int(handle.channels), header, blocks(), "soundfile")
+    return source
 
 
 def _looks_like_mp3(path: Path) -> bool:
@@ -385,6 +422,7 @@ def decode_audio(
         header_duration_s=None if header is None else float(header),
         nonfinite_samples=int(nonfinite),
         decoder=source.decoder,
+        stream_error=source.error,
     )
 
 
