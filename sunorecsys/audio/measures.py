@@ -4,7 +4,7 @@ The level measures (BS.1770 loudness, sample and true peak, clipping) are taken 
 blocks at its own rate during the decode (:mod:`sunorecsys.audio.levels`, bounded memory); the
 others (silence, crest, dynamics, spectrum) on a mono analysis signal at 32-48 kHz, so the spectrum
 reaches at least 16 kHz. Costs for a 3-minute 44.1 kHz stereo MP3 on one core of a shared machine
-(bench/scoring_speed.py): the whole check ~2.8x the CPU of decoding the file alone with libsndfile,
+(bench/scoring_speed.py): the whole check ~2.4x the CPU of decoding the file alone with libsndfile,
 above 200x real time; loudness is pyloudnorm's algorithm to 1e-9 LU, the Welch spectrum scipy's
 figures to float32 precision.
 """
