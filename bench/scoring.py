@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/scoring.py [--data-root DIR] [--cached-songs 10000]``.
 
-1. Signal checks as multiples of real time (bench/scoring_signal.py; target >= 50x on one core).
+1. Signal checks as multiples of real time on synthesised songs (bench/scoring_signal.py); on real
+   MP3s against decode alone, with 1 and 2 workers: bench/scoring_speed.py (target >= 200x).
 2. Per-song CPU overhead of the Music Flamingo path outside the model's forward passes for a
    3-minute song: resolve + hash, decode + resample to 16 kHz, features (the processor), parse,
    cache write. Target < 0.5 s. Baseline: the guide's own GPU figure of 5-10 s per song.

@@ -16,9 +16,14 @@ def default_data_root() -> Path:
     return Path(os.environ.get("SUNORECSYS_DATA_DIR", "data"))
 
 
+AUDIO_ROOTS_ENV = "SUNORECSYS_AUDIO_ROOTS"
+
+
 @dataclass(frozen=True)
 class DataPaths:
     root: Path
+    # Folders besides ``<root>/audio`` that a song's ``audio_path`` may point into.
+    extra_audio_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, root: str | os.PathLike | None = None) -> DataPaths:
@@ -33,6 +38,15 @@ class DataPaths:
     def audio_dir(self) -> Path:
         """``<song_id>.<ext>`` audio files; fetched audio is kept here too."""
         return self.root / "audio"
+
+    @property
+    def audio_roots(self) -> tuple[Path, ...]:
+        """Folders audio may be read from: ``audio_dir``, then the folders listed in
+        ``$SUNORECSYS_AUDIO_ROOTS`` (``os.pathsep``-separated, read at call time), then
+        ``extra_audio_roots``. A song's ``audio_path`` resolving (symlinks followed) outside all of
+        them is refused."""
+        listed = [Path(p) for p in os.environ.get(AUDIO_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+        return (self.audio_dir, *listed, *(Path(p) for p in self.extra_audio_roots))
 
     @property
     def warehouse_dir(self) -> Path:
@@ -52,6 +66,11 @@ class DataPaths:
     def flamingo_cache_dir(self) -> Path:
         """The guide's per-song cache: ``music_flamingo_scores/<song_id>.json``."""
         return self.root / "music_flamingo_scores"
+
+    @property
+    def signal_cache_dir(self) -> Path:
+        """Per-song signal-check rows of ``sunorecsys score --backend signal`` (``<song_id>.json``)."""
+        return self.root / "signal_checks"
 
     @property
     def audiobox_cache_dir(self) -> Path:

@@ -140,7 +140,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         # data_dir None: read $SUNORECSYS_DATA_DIR when a run starts, not when the module is imported
         "data_root": DataRootResource(),
         "audio_checks_settings": AudioChecksResource(
-            workers=int(os.environ.get("SUNORECSYS_AUDIO_WORKERS", "1")),
+            # Default: the cores this process may run on (signal checks are CPU-bound per song).
+            workers=int(os.environ.get("SUNORECSYS_AUDIO_WORKERS") or len(os.sched_getaffinity(0))),
             fetch_audio=_env_flag("SUNORECSYS_FETCH_AUDIO", True)),
         "quality_gates": QualityGatesResource(),
         "flamingo": MusicFlamingoResource(

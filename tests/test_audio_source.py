@@ -17,6 +17,7 @@ import soundfile as sf
 
 from sunorecsys.audio import AudioUnavailable, fetch_audio, load_song_audio, resolve_audio_path
 from sunorecsys.audio.synth import synth_song
+from sunorecsys.paths import DataPaths
 
 LOCAL = {"allowed_hosts": {"127.0.0.1"}, "schemes": {"http"}}
 
@@ -77,9 +78,13 @@ def test_own_audio_path_wins_over_the_audio_folder(tmp_data, flac_bytes):
     own = tmp_data.root / "elsewhere" / "x.flac"
     own.parent.mkdir()
     own.write_bytes(flac_bytes)
-    assert resolve_audio_path({"song_id": "abc", "audio_path": str(own)}, tmp_data) == own
+    # A folder outside <data>/audio is used only once listed as an audio root.
+    assert resolve_audio_path({"song_id": "abc", "audio_path": str(own)}, tmp_data) == \
+        tmp_data.audio_dir / "abc.flac"
+    listed = DataPaths(tmp_data.root, extra_audio_roots=(own.parent,))
+    assert resolve_audio_path({"song_id": "abc", "audio_path": str(own)}, listed) == own
     # Relative to the data root.
-    assert resolve_audio_path({"song_id": "abc", "audio_path": "elsewhere/x.flac"}, tmp_data) == \
+    assert resolve_audio_path({"song_id": "abc", "audio_path": "elsewhere/x.flac"}, listed) == \
         tmp_data.root / "elsewhere" / "x.flac"
     # A stale audio_path falls through to the audio folder.
     assert resolve_audio_path({"song_id": "abc", "audio_path": "gone.mp3"}, tmp_data) == \
@@ -97,7 +102,7 @@ def test_audio_folder_is_searched_for_any_soundfile_extension(tmp_data, flac_byt
 
 def test_nothing_anywhere_is_missing_and_says_what_was_tried(tmp_data):
     with pytest.raises(AudioUnavailable) as err:
-        resolve_audio_path({"song_id": "ghost", "audio_path": "nope.wav"}, tmp_data)
+        resolve_audio_path({"song_id": "ghost", "audio_path": "audio/nope.wav"}, tmp_data)
     assert err.value.reason == "missing" and err.value.song_id == "ghost"
     assert "nope.wav" in err.value.detail and "ghost.<ext>" in err.value.detail
 

@@ -10,9 +10,10 @@ TOO_SHORT = "too_short"        # decodes to fewer than the minimum seconds asked
 FETCH_REFUSED = "fetch_refused"  # URL scheme/host outside the allow-list, or an unsafe song_id
 FETCH_FAILED = "fetch_failed"  # network error, HTTP error status, timeout
 TOO_LARGE = "too_large"        # the remote file exceeds the size cap
+OUTSIDE_ROOTS = "audio_path_outside_roots"  # audio_path resolves outside the configured audio roots
 
 REASONS: frozenset[str] = frozenset(
-    {MISSING, UNREADABLE, EMPTY, TOO_SHORT, FETCH_REFUSED, FETCH_FAILED, TOO_LARGE}
+    {MISSING, UNREADABLE, EMPTY, TOO_SHORT, FETCH_REFUSED, FETCH_FAILED, TOO_LARGE, OUTSIDE_ROOTS}
 )
 
 

@@ -27,6 +27,7 @@ from sunorecsys.audio.errors import (
     FETCH_FAILED,
     FETCH_REFUSED,
     MISSING,
+    OUTSIDE_ROOTS,
     TOO_LARGE,
     UNREADABLE,
     AudioUnavailable,
@@ -61,11 +62,25 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def find_local_audio(song_id: str, audio_dir: Path) -> Path | None:
-    """``audio_dir/<song_id>.<ext>`` for the first known extension present, else None."""
+def _within(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether ``path`` with every symlink resolved lies inside one of ``roots`` (resolved too)."""
+    real = os.path.realpath(path)
+    for root in roots:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def find_local_audio(song_id: str, audio_dir: Path, roots: Iterable[Path] | None = None) -> Path | None:
+    """``audio_dir/<song_id>.<ext>`` for the first known extension present, else None.
+
+    A candidate that is a symlink leading outside ``roots`` (default: ``audio_dir``) is skipped.
+    """
+    roots = tuple(roots) if roots is not None else (audio_dir,)
     for ext in AUDIO_EXTENSIONS:
         candidate = audio_dir / f"{song_id}.{ext}"
-        if candidate.is_file():
+        if candidate.is_file() and _within(candidate, roots):
             return candidate
     return None
 
@@ -170,26 +185,43 @@ def resolve_audio_path(
     schemes: Iterable[str] = DEFAULT_ALLOWED_SCHEMES,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    audio_roots: Iterable[str | os.PathLike] | None = None,
 ) -> Path:
     """The file holding a song's audio (a mapping with ``song_id``, optional ``audio_path``, ``audio_url``).
 
-    ``audio_path`` may be absolute or relative to the data root (then to the working directory).
-    With ``fetch=False`` the URL is never used. Raises :class:`AudioUnavailable` (with ``song_id``).
+    Lookup order: ``audio_path`` (absolute, or relative to the data root, then to the working
+    directory), ``<data>/audio/<song_id>.<ext>``, then ``audio_url`` (never with ``fetch=False``).
+    Only files inside ``paths.audio_roots`` (plus ``audio_roots``) are used, symlinks resolved: an
+    ``audio_path`` outside them is not looked at (nothing is said about whether it exists) and, when
+    nothing else is found, the failure reason is ``audio_path_outside_roots``.
+    Raises :class:`AudioUnavailable` (with ``song_id``).
     """
     song_id = song.get("song_id")
     if not is_safe_song_id(song_id):
         raise AudioUnavailable(FETCH_REFUSED, f"unsafe song_id {song_id!r} never becomes a file name")
+    roots = (*paths.audio_roots, *(Path(r) for r in (audio_roots or ())))
     tried: list[str] = []
+    refused = False
     own = _text(song.get("audio_path"))
     if own is not None:
         own_path = Path(own)
-        for candidate in ([own_path] if own_path.is_absolute() else [paths.root / own_path, own_path]):
+        candidates = [own_path] if own_path.is_absolute() else [paths.root / own_path, own_path]
+        inside = [c for c in candidates if _within(c, roots)]
+        for candidate in inside:
             if candidate.is_file():
                 return candidate
-        tried.append(f"audio_path {own}")
-    local = find_local_audio(song_id, paths.audio_dir)
-    if local is not None:
-        return local
+        if inside:
+            tried.append(f"audio_path {own}")
+        else:
+            refused = True
+            tried.append(f"audio_path {own} refused: outside the audio roots")
+    for ext in AUDIO_EXTENSIONS:
+        candidate = paths.audio_dir / f"{song_id}.{ext}"
+        if candidate.is_file():
+            if _within(candidate, roots):
+                return candidate
+            refused = True  # a symlink leading out of the roots
+            tried.append(f"{candidate.name} refused: resolves outside the audio roots")
     tried.append(f"{paths.audio_dir}/{song_id}.<ext>")
     url = _text(song.get("audio_url"))
     if url is not None and fetch:
@@ -199,7 +231,7 @@ def resolve_audio_path(
         except AudioUnavailable as exc:
             raise exc.with_song_id(song_id) from exc.__cause__
     tried.append("audio_url " + ("not fetched (fetch=False)" if url else "absent"))
-    raise AudioUnavailable(MISSING, "; ".join(tried), song_id=song_id)
+    raise AudioUnavailable(OUTSIDE_ROOTS if refused else MISSING, "; ".join(tried), song_id=song_id)
 
 
 def load_song_audio(

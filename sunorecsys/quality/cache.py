@@ -178,3 +178,30 @@ class AudioHashMemo:
         if self.path is not None and self._dirty:
             write_json_atomic(self._entries, self.path)
             self._dirty = False
+
+
+def write_row_cached(cache_dir: str | os.PathLike, song_id: object, row: Mapping[str, Any]) -> Path:
+    """Cache one finished signal-check row (``<cache_dir>/<song_id>.json``, atomic).
+
+    The row must carry ``checks_version`` and ``audio_sha256``: together they are its key.
+    Non-finite floats are stored as null (JSON has no NaN).
+    """
+    if not row.get("checks_version") or not row.get("audio_sha256"):
+        raise ValueError(f"refusing to cache a row without checks_version and audio_sha256 for {song_id}")
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+    path = cache_path(cache_dir, song_id)
+    write_json_atomic(clean, path)
+    return path
+
+
+def read_row_cached(cache_dir: str | os.PathLike, song_id: str, checks_version: str,
+                    audio_sha256: str) -> dict[str, Any] | None:
+    """The cached row when it exists for this checks version and these audio bytes, else None."""
+    try:
+        entry = json.loads(cache_path(cache_dir, song_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(entry, dict) or entry.get("checks_version") != checks_version
+            or entry.get("audio_sha256") != audio_sha256 or entry.get("song_id") != song_id):
+        return None
+    return entry

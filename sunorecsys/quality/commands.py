@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sunorecsys.paths import DataPaths
 
@@ -44,10 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "under --cache-dir and is resumable; weights are never downloaded unless asked.")
     score.add_argument("--backend", choices=BACKENDS, default="signal", help="scorer (default signal)")
     _add_common_args(score)
-    score.add_argument("--cache-dir", default=None, help="music-flamingo per-song cache (default data/music_flamingo_scores)")
+    score.add_argument("--cache-dir", default=None,
+                       help="per-song cache, read first and written as songs finish (default "
+                            "data/music_flamingo_scores, signal: data/signal_checks)")
     _add_flamingo_args(score)
+    score.add_argument("--write-every-s", type=float, default=60.0,
+                       help="signal: rewrite the scores file this often while running (default 60)")
     score.add_argument("--checkpoint", default=None, help="audiobox: local checkpoint folder or .pt file")
-    score.add_argument("--workers", type=int, default=1, help="signal: worker processes (default 1)")
+    score.add_argument("--workers", type=int, default=None,
+                       help="signal: worker processes (default: the cores available)")
     score.set_defaults(func=run_score)
 
 
@@ -93,20 +99,97 @@ def run_music_flamingo(args: argparse.Namespace, paths: DataPaths) -> int:
     return 0
 
 
-def _run_signal(args: argparse.Namespace, paths: DataPaths, songs) -> int:
-    from sunorecsys.audio.checks import run_audio_checks
+def _cached_signal_rows(songs, paths: DataPaths, cache_dir) -> tuple[dict[int, dict], list[int]]:
+    """Rows already checked (same audio bytes, same checks version) and the positions still to do."""
+    from sunorecsys.audio.checks import CHECKS_VERSION
+    from sunorecsys.audio.errors import AudioUnavailable
+    from sunorecsys.audio.source import resolve_audio_path
+    from sunorecsys.quality.cache import AudioHashMemo, UnsafeSongId, read_row_cached
+
+    memo = AudioHashMemo(cache_dir)
+    done: dict[int, dict] = {}
+    todo: list[int] = []
+    for position, song in enumerate(songs.to_dict("records")):
+        try:
+            path = resolve_audio_path(song, paths, fetch=False)
+            row = read_row_cached(cache_dir, song["song_id"], CHECKS_VERSION, memo.sha256(path))
+        except (AudioUnavailable, UnsafeSongId, OSError):
+            row = None
+        if row is None:
+            todo.append(position)
+        else:
+            done[position] = row
+    memo.save()
+    return done, todo
+
+
+def _write_signal_output(rows: dict[int, dict], songs, output) -> int:
+    import pandas as pd
+
+    from sunorecsys.audio.checks import COLUMNS
     from sunorecsys.quality.blend import combine_quality_scores
     from sunorecsys.quality.export import guide_entries
     from sunorecsys.quality.scores_file import write_scores_file
 
-    checks = run_audio_checks(songs, paths, workers=args.workers, progress=not args.no_progress)
-    blended = combine_quality_scores(audio_checks=checks)
-    output = args.output or paths.root / "signal_scores.json"
+    frame = pd.DataFrame([rows[i] for i in sorted(rows)], columns=COLUMNS)
+    blended = combine_quality_scores(audio_checks=frame)
     entries = guide_entries(blended, songs_df=songs)
     write_scores_file(entries, output)
-    _print_summary({"songs": len(checks), "status": checks["status"].value_counts().to_dict(),
-                    "hard_fail": int(checks["hard_fail"].sum()), "entries_written": len(entries),
-                    "output": str(output)})
+    return len(entries)
+
+
+def _run_signal(args: argparse.Namespace, paths: DataPaths, songs) -> int:
+    """Signal checks, resumable: rows are cached per song as they finish (keyed by the audio's
+    sha256 and the checks version) and a rerun checks only what is not cached. The scores file is
+    rewritten every ``write_every_s`` seconds and at the end; SIGTERM/Ctrl-C keep what finished."""
+    import signal
+    import time
+
+    from sunorecsys.audio.checks import default_workers, run_audio_checks
+    from sunorecsys.quality.cache import UnsafeSongId, write_row_cached
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else paths.signal_cache_dir
+    output = args.output or paths.root / "signal_scores.json"
+    workers = args.workers or default_workers()
+    songs = songs.reset_index(drop=True)
+    rows, todo = _cached_signal_rows(songs, paths, cache_dir)
+    cached = len(rows)
+    last_write = time.monotonic()
+
+    def on_row(position: int, row: dict) -> None:
+        nonlocal last_write
+        rows[todo[position]] = row
+        if row.get("status") == "ok" and row.get("audio_sha256"):
+            try:
+                write_row_cached(cache_dir, row["song_id"], row)
+            except UnsafeSongId:
+                pass
+        if time.monotonic() - last_write >= args.write_every_s:
+            _write_signal_output(rows, songs, output)
+            last_write = time.monotonic()
+
+    def on_term(signum, frame):  # SIGTERM ends the run like Ctrl-C: finished songs are kept
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        if todo:
+            run_audio_checks(songs.iloc[todo], paths, workers=workers, progress=not args.no_progress,
+                             on_row=on_row)
+    except KeyboardInterrupt:
+        written = _write_signal_output(rows, songs, output) if rows else 0
+        print(f"interrupted: {len(rows)} of {len(songs)} songs done ({written} entries in {output}); "
+              f"finished songs are cached in {cache_dir}: rerun to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    written = _write_signal_output(rows, songs, output)
+    statuses: dict[str, int] = {}
+    for row in rows.values():
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    _print_summary({"songs": len(rows), "cached": cached, "checked": len(rows) - cached, "workers": workers,
+                    "status": statuses, "hard_fail": sum(bool(r["hard_fail"]) for r in rows.values()),
+                    "entries_written": written, "output": str(output), "cache_dir": str(cache_dir)})
     return 0
 
 

@@ -199,7 +199,9 @@ class MusicFlamingoQualityScorer:
             song_id = str(song.get("song_id"))
             try:
                 path = resolve_audio_path(song, paths, fetch=self.fetch)
-                audio = decode_audio(path, sample_rate=SAMPLE_RATE, mono=True, max_seconds=self._audio_cap())
+                # Straight to 16 kHz mono in blocks; nothing past the model's cap is decoded.
+                audio = decode_audio(path, sample_rate=SAMPLE_RATE, mono=True, max_seconds=self._audio_cap(),
+                                     to_end=False)
             except AudioUnavailable as exc:
                 results[i] = self._failed(song_id, f"audio {exc.reason}: {exc.detail}")
                 continue

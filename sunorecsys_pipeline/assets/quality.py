@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import pandas as pd
 
+from sunorecsys.audio.errors import REASONS as AUDIO_REASONS
 from sunorecsys.catalog.song_context import attach_song_context
 from sunorecsys.warehouse.parquet import read_table, write_partition
 from sunorecsys_pipeline.assets.catalog import songs
@@ -50,8 +51,7 @@ from sunorecsys_pipeline.versions import version_tags
 MAX_LOGGED_FAILURES = 200
 MIN_SONGS_FOR_MODEL_FAILURE = 3
 # the song's audio could not be had (sunorecsys.audio.AudioUnavailable reasons): the song's fault
-AUDIO_UNAVAILABLE_REASONS = ("missing", "unreadable", "empty", "too_short", "fetch_refused", "fetch_failed",
-                             "too_large")
+AUDIO_UNAVAILABLE_REASONS = tuple(sorted(AUDIO_REASONS))
 AUDIOBOX_CHUNK = 8  # songs per score_batch call: progress in the log, bounded memory
 
 

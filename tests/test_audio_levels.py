@@ -1,0 +1,47 @@
+"""The streamed level meter against the reference computations on whole arrays.
+
+pyloudnorm is the reference for loudness (mono and stereo, which it supports), the whole-signal
+functions of measures.py for clipping and true peak; block sizes are odd on purpose so that runs,
+gating hops and true-peak stretches straddle block edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from sunorecsys.audio.levels import stream_levels
+from sunorecsys.audio.measures import clipped_ratio, true_peak_dbfs
+from sunorecsys.audio.synth import synth_song
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def song() -> np.ndarray:
+    return synth_song(25.0, SR, channels=2, seed=7)
+
+
+@pytest.mark.parametrize("block", [4410, 7777, 65536])
+def test_streamed_loudness_is_pyloudnorm_for_mono_and_stereo(song, block):
+    for x in (song, song[:, 0]):
+        ref = pyloudnorm.Meter(SR).integrated_loudness(x.astype(np.float64))
+        assert stream_levels(x, SR, block_frames=block)["loudness_lufs"] == pytest.approx(ref, abs=1e-6)
+
+
+@pytest.mark.parametrize("block", [1000, 7777])
+def test_streamed_clipping_and_true_peak_match_the_whole_signal(song, block):
+    clipped = np.clip(song * 4, -0.7, 0.7)  # plateaus everywhere, overshoot where they end
+    for x in (song, clipped):
+        levels = stream_levels(x, SR, block_frames=block)
+        assert levels["clipped_ratio"] == pytest.approx(clipped_ratio(x), abs=1e-9)
+        assert levels["true_peak_dbfs"] == pytest.approx(true_peak_dbfs(x, SR), abs=0.01)
+        assert levels["sample_peak_dbfs"] == pytest.approx(20 * np.log10(np.abs(x).max()), abs=1e-6)
+    assert stream_levels(clipped, SR)["clipped_ratio"] > 0.05
+
+
+def test_silence_and_nothing_read_the_floors():
+    zeros = stream_levels(np.zeros((SR, 2), dtype=np.float32), SR)
+    assert zeros == {"loudness_lufs": -70.0, "sample_peak_dbfs": -120.0, "true_peak_dbfs": -120.0,
+                     "clipped_ratio": 0.0}
