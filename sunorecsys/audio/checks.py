@@ -55,7 +55,7 @@ from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
 from sunorecsys.paths import DataPaths
 
-CHECKS_VERSION = "signal-checks/1"
+CHECKS_VERSION = "signal-checks/2"
 
 # Songs longer than this are checked on their first 20 minutes only (bounded memory and time).
 MAX_CHECK_SECONDS = 1200.0
@@ -63,19 +63,30 @@ MAX_CHECK_SECONDS = 1200.0
 MIN_SECONDS = 0.5
 
 EXPONENTS: dict[str, float] = {
-    "loudness": 1.0, "clipping": 1.0, "true_peak": 0.5, "silence": 1.0, "bandwidth": 1.0,
-    "noise": 1.0, "dynamics": 0.5, "crest": 0.5, "duration": 1.0,
+    "loudness": 1.0, "clipping": 1.0, "true_peak": 0.5, "silence": 1.0, "bandwidth": 1.0, "bitrate": 1.0,
+    "noise": 1.0, "dc": 1.0, "dropouts": 1.0, "repeats": 1.0, "dynamics": 0.5, "crest": 0.5, "duration": 1.0,
 }
 
+# --- hard-fail thresholds. "tune half" = the threshold-setting half of bench/real_audio.py's set
+# (seed 11, split by track; bench/scoring_signal.py prints the figures on the other half). ---
 HARD_FAIL_SILENCE_RATIO = 0.8
 HARD_FAIL_LOUDNESS_LUFS = -50.0
 HARD_FAIL_DURATION_RATIO = 0.8
 HARD_FAIL_CLIPPED_RATIO = 0.02
 HARD_FAIL_OVERDRIVEN_LUFS = -5.0
 HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS = 2.0
+HARD_FAIL_FULL_SCALE_RATIO = 0.005
 HARD_FAIL_FLATNESS = 0.5
 HARD_FAIL_DYNAMIC_RANGE_DB = 3.0
-HARD_FAIL_BANDWIDTH_HZ = 1500.0
+HARD_FAIL_NOISE_SPREAD_DB = -9.5
+HARD_FAIL_NOISE_FLATNESS = 0.6
+HARD_FAIL_BANDWIDTH_HZ = 12000.0
+LOW_BITRATE_KBPS = 96.0
+HARD_FAIL_DC_OFFSET = 0.02
+HARD_FAIL_DROPOUTS = 1
+HARD_FAIL_REPEATED_S = 0.2
+
+SUB_SCORES: tuple[str, ...] = tuple(EXPONENTS)
 
 COLUMNS: list[str] = [
     "song_id", "status", "detail", "duration_s", "metadata_duration_s", "loudness_lufs", "true_peak_dbfs",
@@ -83,13 +94,20 @@ COLUMNS: list[str] = [
     "hard_fail_reasons", "audio_sha256", "checks_version",
     # beyond the contract: the other measures behind the score
     "sample_peak_dbfs", "spectral_flatness", "dynamic_range_db", "duration_ratio", "audio_path",
+    # signal-checks/2: damage detectors, the file's bitrate, each sub-score, why each hard fail
+    "band_cliff_db", "full_scale_ratio", "dc_offset", "dropout_count", "dropout_s", "repeated_s",
+    "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
+    *[f"score_{name}" for name in SUB_SCORES],
+    "hard_fail_detail",
 ]
 
 
 _FLOAT_COLUMNS = (
     "duration_s", "metadata_duration_s", "loudness_lufs", "true_peak_dbfs", "clipped_ratio", "silence_ratio",
     "bandwidth_hz", "crest_factor_db", "technical_score", "sample_peak_dbfs", "spectral_flatness",
-    "dynamic_range_db", "duration_ratio",
+    "dynamic_range_db", "duration_ratio", "band_cliff_db", "full_scale_ratio", "dc_offset", "dropout_count",
+    "dropout_s", "repeated_s", "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
+    *[f"score_{name}" for name in SUB_SCORES],
 )
 # The audio_checks table's Arrow schema (for write_partition(..., schema=AUDIO_CHECKS_SCHEMA)).
 AUDIO_CHECKS_SCHEMA = pa.schema([
@@ -99,6 +117,8 @@ AUDIO_CHECKS_SCHEMA = pa.schema([
     else pa.field(name, pa.string())
     for name in COLUMNS
 ])
+# Lossy containers: their bitrate (bytes / duration) is a measure; lossless files get None.
+_LOSSY_SUFFIXES = frozenset({".mp3", ".ogg", ".oga", ".opus", ".m4a"})
 
 
 def ramp(x: float, lo: float, hi: float) -> float:
@@ -118,25 +138,41 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def sub_scores(measures: Mapping[str, float], metadata_duration_s: float | None) -> dict[str, float]:
-    """Each sub-score in [0, 1] (see the module docstring)."""
+def _get(measures: Mapping[str, Any], name: str, default: float) -> float:
+    value = measures.get(name)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def sub_scores(measures: Mapping[str, Any], metadata_duration_s: float | None) -> dict[str, float]:
+    """Each sub-score in [0, 1] (see the module docstring). Measures missing from ``measures`` (a row
+    of an older checks version) count as no defect."""
     loud = float(measures["loudness_lufs"])
-    clipped = float(measures["clipped_ratio"])
+    clipped = max(float(measures["clipped_ratio"]), _get(measures, "full_scale_ratio", 0.0))
     ratio = (float(measures["duration_s"]) / metadata_duration_s) if metadata_duration_s else None
+    kbps = _get(measures, "bitrate_kbps", float("inf"))
     return {
         "loudness": ramp(loud, -45.0, -30.0) * (1.0 - ramp(loud, -7.0, -3.0)),
         "clipping": 1.0 - ramp(math.log10(max(clipped, 1e-12)), -4.0, -2.0),
         "true_peak": 1.0 - ramp(float(measures["true_peak_dbfs"]), 0.5, 3.0),
         "silence": 1.0 - ramp(float(measures["silence_ratio"]), 0.25, 0.75),
-        "bandwidth": ramp(float(measures["bandwidth_hz"]), 2500.0, 8000.0),
-        "noise": 1.0 - ramp(float(measures["spectral_flatness"]), 0.05, 0.25),
+        "bandwidth": ramp(float(measures["bandwidth_hz"]), 4000.0, 16000.0),
+        "bitrate": ramp(kbps, 32.0, 128.0),
+        "noise": 1.0 - ramp(_get(measures, "noise_floor_spread_db", -60.0), -14.0, -8.0)
+        * ramp(_get(measures, "noise_floor_flatness", 0.0), 0.3, 0.8),
+        "dc": 1.0 - ramp(_get(measures, "dc_offset", 0.0), 0.005, 0.03),
+        "dropouts": 1.0 - ramp(_get(measures, "dropout_count", 0.0), 0.0, 3.0),
+        "repeats": 1.0 - ramp(_get(measures, "repeated_s", 0.0), 0.0, 1.0),
         "dynamics": ramp(float(measures["dynamic_range_db"]), 2.0, 5.0),
         "crest": ramp(float(measures["crest_factor_db"]), 4.0, 8.0),
         "duration": 1.0 if ratio is None else ramp(ratio, 0.5, 0.9),
     }
 
 
-def technical_score(measures: Mapping[str, float], metadata_duration_s: float | None = None) -> float:
+def technical_score(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> float:
     """``prod s_i ** w_i`` over :func:`sub_scores`, in [0, 1] (1 = no technical defect seen)."""
     score = 1.0
     for name, value in sub_scores(measures, metadata_duration_s).items():
@@ -144,26 +180,68 @@ def technical_score(measures: Mapping[str, float], metadata_duration_s: float | 
     return float(min(max(score, 0.0), 1.0))
 
 
-def hard_fail_reasons(measures: Mapping[str, float], metadata_duration_s: float | None = None) -> list[str]:
-    """Defects bad enough that the song must never be recommended (empty list = none)."""
-    reasons = []
-    if (measures["silence_ratio"] >= HARD_FAIL_SILENCE_RATIO
-            or measures["loudness_lufs"] <= HARD_FAIL_LOUDNESS_LUFS):
-        reasons.append("mostly_silent")
-    if metadata_duration_s and measures["duration_s"] < HARD_FAIL_DURATION_RATIO * metadata_duration_s:
-        reasons.append("truncated")
-    if measures["clipped_ratio"] >= HARD_FAIL_CLIPPED_RATIO or (
-            # A lossy encode smears clipped plateaus (no runs left to count) but leaves the song
-            # extremely loud with large inter-sample overs: both together mean it was overdriven.
-            measures["loudness_lufs"] >= HARD_FAIL_OVERDRIVEN_LUFS
-            and measures["true_peak_dbfs"] >= HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS):
-        reasons.append("heavy_clipping")
-    if (measures["spectral_flatness"] >= HARD_FAIL_FLATNESS
-            and measures["dynamic_range_db"] < HARD_FAIL_DYNAMIC_RANGE_DB):
-        reasons.append("noise_only")
-    if measures["bandwidth_hz"] < HARD_FAIL_BANDWIDTH_HZ and "mostly_silent" not in reasons:
-        reasons.append("band_limited")
+def hard_fail_details(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> dict[str, str]:
+    """reason -> the measured value against its threshold, for every hard fail (empty = none)."""
+    reasons: dict[str, str] = {}
+    silence, loud = float(measures["silence_ratio"]), float(measures["loudness_lufs"])
+    if silence >= HARD_FAIL_SILENCE_RATIO or loud <= HARD_FAIL_LOUDNESS_LUFS:
+        reasons["mostly_silent"] = (f"silence {silence:.0%} (>= {HARD_FAIL_SILENCE_RATIO:.0%}) or loudness "
+                                    f"{loud:.1f} LUFS (<= {HARD_FAIL_LOUDNESS_LUFS:g})")
+    duration = float(measures["duration_s"])
+    if metadata_duration_s and duration < HARD_FAIL_DURATION_RATIO * metadata_duration_s:
+        reasons["truncated"] = (f"{duration:.1f} s decoded < {HARD_FAIL_DURATION_RATIO:.0%} of the catalogue's "
+                                f"{metadata_duration_s:.1f} s")
+    clipped, full_scale = float(measures["clipped_ratio"]), _get(measures, "full_scale_ratio", 0.0)
+    peak = float(measures["true_peak_dbfs"])
+    if clipped >= HARD_FAIL_CLIPPED_RATIO:
+        reasons["heavy_clipping"] = f"{clipped:.2%} of samples on clipped plateaus (>= {HARD_FAIL_CLIPPED_RATIO:.0%})"
+    elif full_scale >= HARD_FAIL_FULL_SCALE_RATIO:
+        # A lossy encode smears clipped plateaus into ripples around full scale: the pile-up stays.
+        reasons["heavy_clipping"] = (f"{full_scale:.2%} of samples at >= 95 % of full scale "
+                                     f"(>= {HARD_FAIL_FULL_SCALE_RATIO:.1%})")
+    elif loud >= HARD_FAIL_OVERDRIVEN_LUFS and peak >= HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS:
+        reasons["heavy_clipping"] = f"loudness {loud:.1f} LUFS with true peak {peak:+.1f} dBFS (overdriven)"
+    flatness, dyn = float(measures["spectral_flatness"]), float(measures["dynamic_range_db"])
+    spread = _get(measures, "noise_floor_spread_db", -60.0)
+    floor_flat = _get(measures, "noise_floor_flatness", 0.0)
+    if flatness >= HARD_FAIL_FLATNESS and dyn < HARD_FAIL_DYNAMIC_RANGE_DB:
+        reasons["noise_only"] = f"spectral flatness {flatness:.2f} with {dyn:.1f} dB dynamic range"
+    elif spread >= HARD_FAIL_NOISE_SPREAD_DB and floor_flat >= HARD_FAIL_NOISE_FLATNESS:
+        reasons["noisy"] = (f"a stationary broadband floor: spread {spread:.1f} dB (>= {HARD_FAIL_NOISE_SPREAD_DB:g}), "
+                            f"floor flatness {floor_flat:.2f} (>= {HARD_FAIL_NOISE_FLATNESS:g})")
+    bandwidth = float(measures["bandwidth_hz"])
+    kbps = _get(measures, "bitrate_kbps", float("inf"))
+    if bandwidth < HARD_FAIL_BANDWIDTH_HZ and "mostly_silent" not in reasons and kbps > LOW_BITRATE_KBPS:
+        # Not when the file is a low-bitrate lossy encode: its encoder's own low-pass (11 kHz at
+        # 64 kbps) explains the cut, and the bitrate sub-score marks it down instead.
+        reasons["band_limited"] = (f"content ends at {bandwidth:.0f} Hz (a {_get(measures, 'band_cliff_db', 0.0):.0f} dB "
+                                   f"cliff; < {HARD_FAIL_BANDWIDTH_HZ:.0f} Hz)")
+    dc = _get(measures, "dc_offset", 0.0)
+    if dc >= HARD_FAIL_DC_OFFSET:
+        reasons["dc_offset"] = f"DC offset {dc:.3f} of full scale (>= {HARD_FAIL_DC_OFFSET:g})"
+    drops = _get(measures, "dropout_count", 0.0)
+    if drops >= HARD_FAIL_DROPOUTS:
+        reasons["dropouts"] = (f"{drops:.0f} gap(s) of digital silence inside the music "
+                               f"({_get(measures, 'dropout_s', 0.0):.2f} s)")
+    repeated = _get(measures, "repeated_s", 0.0)
+    if repeated >= HARD_FAIL_REPEATED_S and "mostly_silent" not in reasons:
+        reasons["stuck_buffer"] = f"{repeated:.1f} s repeat the audio a few ms earlier (>= {HARD_FAIL_REPEATED_S:g} s)"
     return reasons
+
+
+def hard_fail_reasons(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> list[str]:
+    """Defects bad enough that the song must never be recommended (empty list = none)."""
+    return list(hard_fail_details(measures, metadata_duration_s))
+
+
+def _bitrate_kbps(path: Path, duration_s: float) -> float | None:
+    """Average bitrate of a lossy file (bytes * 8 / seconds / 1000); None for lossless or unknown."""
+    if path.suffix.lower() not in _LOSSY_SUFFIXES or duration_s <= 0:
+        return None
+    try:
+        return path.stat().st_size * 8.0 / duration_s / 1000.0
+    except OSError:
+        return None
 
 
 def _failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
@@ -171,7 +249,7 @@ def _failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: 
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(song_id=song_id, status=reason, detail=detail, metadata_duration_s=metadata_duration_s,
                technical_score=0.0, hard_fail=True, hard_fail_reasons=[reason], audio_sha256=sha256,
-               checks_version=CHECKS_VERSION, audio_path=audio_path)
+               checks_version=CHECKS_VERSION, audio_path=audio_path, hard_fail_detail=f"{reason}: {detail}")
     return row
 
 
@@ -195,17 +273,23 @@ def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop the catalogue
         return _failed_row(song_id, UNREADABLE, f"measuring failed: {type(exc).__name__}: {exc}",
                            metadata_duration, decoded.sha256, str(path))
-    # A capped decode measured only part of the song: compare the whole file's length.
-    measures["duration_s"] = decoded.source_duration_s
-    reasons = hard_fail_reasons(measures, metadata_duration)
+    # A capped decode measured only part of the song: compare the whole file's length. An uncapped one
+    # measured all there is: MP3 headers (Xing) of a partial download still claim the whole upload's
+    # length, so the decoded length is the truth there.
+    capped = decoded.duration_s >= max_seconds - 1.0 / decoded.sample_rate
+    measures["duration_s"] = decoded.source_duration_s if capped else decoded.duration_s
+    measures["bitrate_kbps"] = _bitrate_kbps(Path(path), measures["duration_s"])
+    details = hard_fail_details(measures, metadata_duration)
+    reasons = list(details)
     row = {c: None for c in COLUMNS}
     row.update(measures)
+    row.update({f"score_{k}": v for k, v in sub_scores(measures, metadata_duration).items()})
     row.update(
         song_id=song_id, status="ok", detail="", metadata_duration_s=metadata_duration,
         technical_score=technical_score(measures, metadata_duration), hard_fail=bool(reasons),
         hard_fail_reasons=reasons, audio_sha256=decoded.sha256, checks_version=CHECKS_VERSION,
         duration_ratio=(measures["duration_s"] / metadata_duration) if metadata_duration else None,
-        audio_path=str(path),
+        audio_path=str(path), hard_fail_detail="; ".join(f"{k}: {v}" for k, v in details.items()),
     )
     return {c: row[c] for c in COLUMNS}
 
