@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from sunorecsys.audio.checks import CHECKS_VERSION, COLUMNS, run_audio_checks, technical_score
 from sunorecsys.audio.measures import (
-    bandwidth_hz,
+    band_limit,
     clipped_ratio,
     integrated_loudness,
     signal_measures,
@@ -68,10 +68,11 @@ def test_bandwidth_and_flatness_of_white_and_lowpassed_noise():
     white = rng.standard_normal(SR * 5).astype(np.float32) * 0.1
     low = scipy.signal.sosfiltfilt(scipy.signal.butter(10, 4000, fs=SR, output="sos"), white).astype(np.float32)
     f, p = spectrum(white, SR)
-    assert bandwidth_hz(f, p) > 0.99 * SR / 2 - 100
+    assert band_limit(f, p) == (SR / 2, 0.0)  # content up to Nyquist: no cliff
     assert spectral_flatness(f, p) > 0.8
     f, p = spectrum(low, SR)
-    assert 3500 < bandwidth_hz(f, p) < 4600
+    bandwidth, cliff = band_limit(f, p)
+    assert 3500 < bandwidth < 4600 and cliff >= 25
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(SR * 5) / SR)).astype(np.float32)
     f, p = spectrum(tone, SR)
     assert spectral_flatness(f, p) < 0.01
