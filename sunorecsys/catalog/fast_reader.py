@@ -18,16 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sunorecsys.catalog.record_rules import MAX_DEPTH, RAW_COLUMNS, TOP_FIELDS, rules_query
+from sunorecsys.catalog.record_rules import MAX_DEPTH, RAW_COLUMNS, TOP_FIELDS, rules_query, sql_text
 from sunorecsys.catalog.source_files import CatalogueFile, max_nesting, open_catalogue_file
 
 DEFAULT_MAX_OBJECT_BYTES = 16 << 20   # DuckDB's default limit for one JSON value
 WRAPPER_HEAD = re.compile(rb'^(\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"songs"[ \t\r\n]*:[ \t\r\n]*\[')
 _LINE_CHUNK = 16 << 20
-
-
-def sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def struct_of(columns: dict[str, str]) -> str:

@@ -22,6 +22,12 @@ than ``MAX_TEXT_CHARS``. ``bad_tags``: ``metadata.tags`` not a string or a list 
 ``too_deep`` (tolerant reader; a file nested that deep never reaches DuckDB): a record nested deeper
 than ``MAX_DEPTH`` levels anywhere (the record itself is level 1).
 
+Codes given outside this query: ``not_an_object``, ``malformed_json`` (a record or line that does not
+parse, or damage between records such as a trailing comma), ``not_utf8``, ``duplicate_key`` (a field
+ingest reads appears twice in a record; inside ``metadata`` the first one wins, as in DuckDB's
+reader) by the tolerant reader; ``duplicate_superseded`` by ingest; ``bad_file`` (a whole file) by
+``source_files``.
+
 Normalisation (accepted records): tags split, trimmed, lower-cased and mapped to a genre by
 ``sunorecsys.catalog.genres`` (applied once per distinct tag value, in Python); ``handle`` falls
 back to ``display_name``, ``model_version`` (``major_model_version``) to ``model_name``,
@@ -74,7 +80,8 @@ _ISO_8601 = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
 _DECIMAL = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 
 
-def _sql_text(value: str) -> str:
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -157,15 +164,15 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
     earliest = EARLIEST_CREATED_AT.strftime("%Y-%m-%d %H:%M:%S+00")
     meta_paths = ", ".join(f"'$.{f}'" for f in META_FIELDS)
     meta_cols = ", ".join(f"meta_values[{i + 1}] AS m_{f}" for i, f in enumerate(META_FIELDS))
-    ts = (f"(CASE WHEN regexp_matches(s_created_at, {_sql_text(_ISO_8601)}) "
+    ts = (f"(CASE WHEN regexp_matches(s_created_at, {sql_text(_ISO_8601)}) "
           f"THEN TRY_CAST(s_created_at AS TIMESTAMPTZ) END)")
     dur = (f"(CASE WHEN {_is_number('m_duration')} THEN n_m_duration "
-           f"WHEN regexp_matches(s_m_duration, {_sql_text(_DECIMAL)}) THEN TRY_CAST(trim(s_m_duration) AS DOUBLE) END)")
+           f"WHEN regexp_matches(s_m_duration, {sql_text(_DECIMAL)}) THEN TRY_CAST(trim(s_m_duration) AS DOUBLE) END)")
     dur_shown = "left(j_m_duration, 40)"
     tag_types = "json_type(m_tags, '$[*]')"
     tags_ok = f"coalesce(list_bool_and(list_transform({tag_types}, lambda x: x IN ('VARCHAR', 'NULL'))), true)"
     all_fine = " AND ".join([
-        "s_id IS NOT NULL", f"regexp_matches(s_id, {_sql_text(SONG_ID_PATTERN.pattern)})",
+        "s_id IS NOT NULL", f"regexp_matches(s_id, {sql_text(SONG_ID_PATTERN.pattern)})",
         f"created BETWEEN TIMESTAMPTZ '{earliest}' AND TIMESTAMPTZ '{latest}'",
         f"(j_m_duration IS NULL OR (duration > 0 AND duration <= {MAX_DURATION_S}))",
         *(_count_ok(n) for n in COUNT_FIELDS),
@@ -183,7 +190,7 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
     reason_detail = f"""
         CASE WHEN {all_fine} THEN NULL
           WHEN j_id IS NULL OR regexp_matches(s_id, '^\\s*$') THEN ['missing_id', 'the record has no "id"']
-          WHEN s_id IS NULL OR NOT regexp_matches(s_id, {_sql_text(SONG_ID_PATTERN.pattern)})
+          WHEN s_id IS NULL OR NOT regexp_matches(s_id, {sql_text(SONG_ID_PATTERN.pattern)})
             THEN ['unsafe_id', 'a song id may only hold A-Z, a-z, 0-9, ''_'' and ''-'' (1-128 characters); '
                   || left(coalesce(s_id, j_id), 80) || ' is not used as a file name']
           WHEN j_created_at IS NULL THEN ['bad_timestamp', 'the record has no created_at']
