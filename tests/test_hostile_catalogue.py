@@ -398,10 +398,10 @@ def test_an_unreadable_file_is_rejected_for_permission(tmp_path):
 
 def test_the_sensor_and_the_raw_songs_asset_report_rejected_files(hostile_root):
     import dagster as dg
+    from pipeline_support import materialize, pipeline_resources
 
     from sunorecsys.paths import DataPaths
     from sunorecsys_pipeline.sensors import catalogue_run_requests
-    from tests.pipeline_support import materialize, pipeline_resources
 
     raw = hostile_root / "raw"
     requests, cursor = catalogue_run_requests(raw, None, flamingo=False, audiobox=False)
