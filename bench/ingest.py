@@ -110,9 +110,17 @@ def measure_pandas(path: Path) -> dict:
     return {"seconds": t1 - t0, "songs": len(frame), "columns": frame.shape[1]}
 
 
-def run_child(mode: str, path: Path, out_dir: Path, pythonpath: Path = ROOT) -> dict:
+def use_code_from(code_root: str) -> None:
+    """Import ``sunorecsys`` from ``code_root``: first on sys.path, and without the editable
+    install's import hook (a meta-path finder that would otherwise win over sys.path)."""
+    sys.path.insert(0, code_root)
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if not str(getattr(f, "__module__", "")).startswith("__editable__")]
+
+
+def run_child(mode: str, path: Path, out_dir: Path, code_root: Path = ROOT) -> dict:
     """Run one measurement in a child process; its figures plus peak RSS (GB) and CPU seconds."""
-    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    env = dict(os.environ, SUNORECSYS_BENCH_CODE=str(code_root))
     proc = subprocess.Popen([sys.executable, __file__, "--child", mode, str(path), str(out_dir)],
                             stdout=subprocess.PIPE, text=True, env=env)
     out = proc.stdout.read()
@@ -171,6 +179,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         mode, file, out = args.child
+        use_code_from(os.environ.get("SUNORECSYS_BENCH_CODE", str(ROOT)))
+        import sunorecsys.catalog.ingest as ingest_module
+
+        if not ingest_module.__file__.startswith(os.environ.get("SUNORECSYS_BENCH_CODE", str(ROOT))):
+            raise SystemExit(f"{mode}: imported {ingest_module.__file__}, not the code asked for")
         figures = measure_pandas(Path(file)) if mode == "pandas" else measure_ingest(Path(file), Path(out))
         print(json.dumps(figures))
         return 0
@@ -187,7 +200,7 @@ def main() -> int:
     ours = run_child("ours", catalogue, work / "ours")
     base = run_child("pandas", catalogue, work / "pandas")
     old_root = export_old(args.old_commit, work) if args.old_commit else None
-    old = run_child("old", catalogue, work / "old_out", pythonpath=old_root) if old_root else None
+    old = run_child("old", catalogue, work / "old_out", code_root=old_root) if old_root else None
 
     def line(name: str, f: dict, what: str) -> str:
         return (f"{name:8}: {f['seconds']:6.1f} s wall, {f['cpu_s']:6.1f} s CPU, peak {f['peak_gb']:.2f} GB; "

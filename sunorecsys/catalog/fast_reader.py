@@ -18,16 +18,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sunorecsys.catalog.record_rules import MAX_DEPTH, RAW_COLUMNS, TOP_FIELDS, rules_query
+from sunorecsys.catalog.record_rules import (
+    MAX_DEPTH,
+    RAW_COLUMNS,
+    RECORD_TYPE,
+    TOP_FIELDS,
+    rules_query,
+    sql_text,
+)
 from sunorecsys.catalog.source_files import CatalogueFile, max_nesting, open_catalogue_file
 
 DEFAULT_MAX_OBJECT_BYTES = 16 << 20   # DuckDB's default limit for one JSON value
 WRAPPER_HEAD = re.compile(rb'^(\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"songs"[ \t\r\n]*:[ \t\r\n]*\[')
 _LINE_CHUNK = 16 << 20
-
-
-def sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def struct_of(columns: dict[str, str]) -> str:
@@ -60,8 +63,7 @@ def read_fast(con: duckdb.DuckDBPyConnection, file: CatalogueFile, latest_create
         source = read_json_source(path, "newline_delimited", RAW_COLUMNS, DEFAULT_MAX_OBJECT_BYTES)
     elif starts_as_songs_wrapper(file):
         # The whole wrapper is one JSON value for DuckDB: allow the file's size.
-        record = "STRUCT(" + ", ".join(f'"{f}" JSON' for f in TOP_FIELDS) + ")[]"
-        inner = read_json_source(path, "unstructured", {"songs": record}, big)
+        inner = read_json_source(path, "unstructured", {"songs": RECORD_TYPE + "[]"}, big)
         source = f"(SELECT UNNEST(s) FROM (SELECT UNNEST(songs) AS s FROM {inner}))"
     else:
         source = read_json_source(path, "newline_delimited", RAW_COLUMNS, DEFAULT_MAX_OBJECT_BYTES)

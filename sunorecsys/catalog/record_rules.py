@@ -16,11 +16,17 @@ NaN: Suno omits it on clips still rendering) or a finite number (or numeric stri
 ``(0, MAX_DURATION_S]``. ``bad_count``: ``play_count``/``upvote_count``/``comment_count`` must be
 missing/null (-> 0) or an integer in ``[0, MAX_COUNT]`` (a string, a boolean, a fraction, a
 negative number, 1e19, a 5,000-digit integer are refused, not clamped). ``bad_field``:
-``metadata`` that is not an object, ``is_public`` that is not a boolean, a text field
+``metadata`` that is not an object (DuckDB's reader refuses it: the tolerant reader says so before
+any other rule), ``is_public`` that is not a boolean, a text field
 (``title``, ``handle``, ``prompt``, ...) that is not a string, holds a NUL character or is longer
 than ``MAX_TEXT_CHARS``. ``bad_tags``: ``metadata.tags`` not a string or a list of strings.
 ``too_deep`` (tolerant reader; a file nested that deep never reaches DuckDB): a record nested deeper
 than ``MAX_DEPTH`` levels anywhere (the record itself is level 1).
+
+Codes given outside this query: ``not_an_object``, ``malformed_json`` (a record or line that does not
+parse, or damage between records such as a trailing comma), ``not_utf8``, ``duplicate_key`` (a field
+ingest reads appears twice in a record or in its ``metadata``) by the tolerant reader; ``duplicate_superseded`` by ingest; ``bad_file`` (a whole file) by
+``source_files``.
 
 Normalisation (accepted records): tags split, trimmed, lower-cased and mapped to a genre by
 ``sunorecsys.catalog.genres`` (applied once per distinct tag value, in Python); ``handle`` falls
@@ -66,15 +72,19 @@ REASONS = ("not_an_object", "missing_id", "unsafe_id", "bad_timestamp", "bad_dur
            "bad_count", "bad_field", "bad_tags", "too_deep", "duplicate_key", "malformed_json", "not_utf8",
            "duplicate_superseded", "bad_file")
 
-# read_json's ``columns``: every field as raw JSON, so DuckDB never converts (or refuses) a type.
-RAW_COLUMNS = {name: "JSON" for name in TOP_FIELDS}
+# read_json's ``columns``: every field as raw JSON, so DuckDB never converts (or refuses) a type;
+# ``metadata`` as a struct of raw JSON fields, so its lyrics are parsed once, by the reader.
+METADATA_TYPE = "STRUCT(" + ", ".join(f'"{f}" JSON' for f in META_FIELDS) + ")"
+RAW_COLUMNS = {name: METADATA_TYPE if name == "metadata" else "JSON" for name in TOP_FIELDS}
+RECORD_TYPE = "STRUCT(" + ", ".join(f'"{k}" {v}' for k, v in RAW_COLUMNS.items()) + ")"
 
 _ISO_8601 = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
              r"(Z|z|[+-]\d{2}(:?\d{2})?)?$")
 _DECIMAL = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 
 
-def _sql_text(value: str) -> str:
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -90,7 +100,7 @@ def _typed_columns() -> str:
     """Each read field's JSON text once: ``j_<f>`` (NULL when missing or null; DuckDB writes JSON
     without leading blanks, so the first character tells the type without parsing), ``s_<f>`` the
     string value of a JSON string, ``n_<f>`` the value of a JSON number."""
-    cols = [f"nullif({f}::VARCHAR, 'null') AS j_{f}" for f in ALL_FIELDS]
+    cols = [f"nullif({f}::VARCHAR, 'null') AS j_{f}" for f in ALL_FIELDS if f != "metadata"]
     return ", ".join(cols)
 
 
@@ -155,21 +165,19 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
     columns (``tags_key``: the raw tag value for ``genres``) and, for rejected rows only, the raw fields (``raw_<field>``) for the rejected table."""
     latest = latest_created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
     earliest = EARLIEST_CREATED_AT.strftime("%Y-%m-%d %H:%M:%S+00")
-    meta_paths = ", ".join(f"'$.{f}'" for f in META_FIELDS)
-    meta_cols = ", ".join(f"meta_values[{i + 1}] AS m_{f}" for i, f in enumerate(META_FIELDS))
-    ts = (f"(CASE WHEN regexp_matches(s_created_at, {_sql_text(_ISO_8601)}) "
+    meta_cols = ", ".join(f"metadata.{f} AS m_{f}" for f in META_FIELDS)
+    ts = (f"(CASE WHEN regexp_matches(s_created_at, {sql_text(_ISO_8601)}) "
           f"THEN TRY_CAST(s_created_at AS TIMESTAMPTZ) END)")
     dur = (f"(CASE WHEN {_is_number('m_duration')} THEN n_m_duration "
-           f"WHEN regexp_matches(s_m_duration, {_sql_text(_DECIMAL)}) THEN TRY_CAST(trim(s_m_duration) AS DOUBLE) END)")
+           f"WHEN regexp_matches(s_m_duration, {sql_text(_DECIMAL)}) THEN TRY_CAST(trim(s_m_duration) AS DOUBLE) END)")
     dur_shown = "left(j_m_duration, 40)"
     tag_types = "json_type(m_tags, '$[*]')"
     tags_ok = f"coalesce(list_bool_and(list_transform({tag_types}, lambda x: x IN ('VARCHAR', 'NULL'))), true)"
     all_fine = " AND ".join([
-        "s_id IS NOT NULL", f"regexp_matches(s_id, {_sql_text(SONG_ID_PATTERN.pattern)})",
+        "s_id IS NOT NULL", f"regexp_matches(s_id, {sql_text(SONG_ID_PATTERN.pattern)})",
         f"created BETWEEN TIMESTAMPTZ '{earliest}' AND TIMESTAMPTZ '{latest}'",
         f"(j_m_duration IS NULL OR (duration > 0 AND duration <= {MAX_DURATION_S}))",
         *(_count_ok(n) for n in COUNT_FIELDS),
-        "(j_metadata IS NULL OR starts_with(j_metadata, '{'))",
         f"(j_m_tags IS NULL OR (s_m_tags IS NOT NULL AND strlen(s_m_tags) <= {MAX_TEXT_CHARS}))",
         *(_text_ok(c) for c in TEXT_FIELDS),
         "(j_is_public IS NULL OR j_is_public IN ('true', 'false'))",
@@ -183,7 +191,7 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
     reason_detail = f"""
         CASE WHEN {all_fine} THEN NULL
           WHEN j_id IS NULL OR regexp_matches(s_id, '^\\s*$') THEN ['missing_id', 'the record has no "id"']
-          WHEN s_id IS NULL OR NOT regexp_matches(s_id, {_sql_text(SONG_ID_PATTERN.pattern)})
+          WHEN s_id IS NULL OR NOT regexp_matches(s_id, {sql_text(SONG_ID_PATTERN.pattern)})
             THEN ['unsafe_id', 'a song id may only hold A-Z, a-z, 0-9, ''_'' and ''-'' (1-128 characters); '
                   || left(coalesce(s_id, j_id), 80) || ' is not used as a file name']
           WHEN j_created_at IS NULL THEN ['bad_timestamp', 'the record has no created_at']
@@ -201,8 +209,6 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
           WHEN duration > {MAX_DURATION_S}
             THEN ['bad_duration', 'metadata.duration ' || {dur_shown} || ' s is above the {MAX_DURATION_S:.0f} s cap']
           {counts}
-          WHEN NOT (j_metadata IS NULL OR starts_with(j_metadata, '{{'))
-            THEN ['bad_field', 'metadata must be an object, found ' || {_kind('metadata')}]
           WHEN j_m_tags IS NOT NULL AND s_m_tags IS NULL AND NOT starts_with(j_m_tags, '[')
             THEN ['bad_tags', 'metadata.tags must be a string or a list of strings, found ' || {_kind('m_tags')}]
           WHEN starts_with(j_m_tags, '[') AND NOT {tags_ok}
@@ -215,13 +221,13 @@ def rules_query(source: str, latest_created_at: datetime) -> str:
           WHEN NOT (j_is_public IS NULL OR j_is_public IN ('true', 'false'))
             THEN ['bad_field', 'is_public must be true, false or null, found ' || {_kind('is_public')}]
         END"""
-    raw_cols = ", ".join(f"CASE WHEN rd IS NOT NULL THEN {c}::VARCHAR END AS raw_{c}" for c in TOP_FIELDS)
+    raw_cols = ", ".join(f"CASE WHEN rd IS NOT NULL THEN {'to_json(metadata)' if c == 'metadata' else c}::VARCHAR "
+                         f"END AS raw_{c}" for c in TOP_FIELDS)
     position = POSITION_FIELD if POSITION_FIELD in source else "NULL::BIGINT"
     count_values = ", ".join(f"CASE WHEN rd IS NULL THEN coalesce(TRY_CAST(n_{n} AS BIGINT), 0) END AS {n}"
                              for n in COUNT_FIELDS)
     return f"""
-    WITH src AS (SELECT {position} AS pos, {", ".join(TOP_FIELDS)},
-                        json_extract(metadata, [{meta_paths}]) AS meta_values FROM {source}),
+    WITH src AS (SELECT {position} AS pos, {", ".join(TOP_FIELDS)} FROM {source}),
          fields AS (SELECT *, {meta_cols} FROM src),
          typed AS (SELECT *, {_typed_columns()} FROM fields),
          decoded AS (SELECT *, {_decoded_columns()} FROM typed),

@@ -28,7 +28,9 @@ import pyarrow as pa
 from sunorecsys.catalog.fast_reader import WRAPPER_HEAD, fetch_table, read_json_source
 from sunorecsys.catalog.record_rules import (
     MAX_DEPTH,
+    META_FIELDS,
     POSITION_FIELD,
+    RECORD_TYPE,
     TOP_FIELDS,
     json_depth,
     may_be_too_deep,
@@ -45,6 +47,7 @@ _BLANK = re.compile(r"[ \t\r\n]*")
 _SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*("|(?=\n)|\\?$)|[\[\]{},]', re.DOTALL)
 _ID_HINT = re.compile(r'"id"\s*:\s*"([A-Za-z0-9_\-./ ]{1,128})"')
 _TOP_FIELDS = frozenset(TOP_FIELDS)
+_META_FIELDS = frozenset(META_FIELDS)
 
 
 @dataclass
@@ -416,7 +419,13 @@ def read_tolerant(con: duckdb.DuckDBPyConnection, file: CatalogueFile, latest_cr
                 rejected.append(_rejected_row(file, element, "not_an_object",
                                               f"a song record must be a JSON object, found {_type_name(record)}"))
                 continue
+            metadata = record.get("metadata")
+            if metadata is not None and not isinstance(metadata, dict):
+                rejected.append(_rejected_row(file, element, "bad_field",
+                                              f"metadata must be an object, found {_type_name(metadata)}"))
+                continue
             duplicated = sorted(getattr(record, "duplicates", frozenset()) & _TOP_FIELDS)
+            duplicated += [f"metadata.{k}" for k in sorted(getattr(metadata, "duplicates", frozenset()) & _META_FIELDS)]
             if duplicated:
                 rejected.append(_rejected_row(file, element, "duplicate_key",
                                               f"the record holds {', '.join(map(repr, duplicated))} more than once"))
@@ -437,8 +446,7 @@ def read_tolerant(con: duckdb.DuckDBPyConnection, file: CatalogueFile, latest_cr
             n_staged += 1
     table = None
     if n_staged:
-        record_type = "STRUCT(" + ", ".join(f'"{f}" JSON' for f in TOP_FIELDS) + ")"
-        columns = {POSITION_FIELD: "BIGINT", "record": record_type}
+        columns = {POSITION_FIELD: "BIGINT", "record": RECORD_TYPE}
         staged_source = read_json_source(str(staged), "newline_delimited", columns, max(16 << 20, file.size + 1))
         source = f"(SELECT {POSITION_FIELD}, UNNEST(record) FROM {staged_source})"
         try:
