@@ -1,7 +1,9 @@
 """Signal checks of a catalogue: measures per song, a technical score in [0, 1], hard-fail flags.
 
-One row per song, never a crash: a song whose audio cannot be had gets ``status`` = the
-:class:`~sunorecsys.audio.errors.AudioUnavailable` reason, ``technical_score`` 0 and ``hard_fail``.
+One row per song, never a crash: a song whose audio cannot be used gets ``status`` = the
+:class:`~sunorecsys.audio.errors.AudioUnavailable` reason; audio that could not be had (missing,
+fetch failed, host down) is unscored (``technical_score`` NaN, no hard fail), audio that was had
+and is broken (unreadable, empty, too short) gets ``technical_score`` 0 and ``hard_fail``.
 
 Technical score (``technical_score``)
     A product of sub-scores, each in [0, 1] and raised to an importance exponent::
@@ -50,7 +52,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sunorecsys.audio.decode import decode_audio
-from sunorecsys.audio.errors import UNREADABLE, AudioUnavailable
+from sunorecsys.audio.errors import UNAVAILABLE_REASONS, UNREADABLE, AudioUnavailable
 from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
 from sunorecsys.paths import DataPaths
@@ -166,13 +168,25 @@ def hard_fail_reasons(measures: Mapping[str, float], metadata_duration_s: float 
     return reasons
 
 
-def _failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
-                sha256: str | None = None, audio_path: str | None = None) -> dict[str, Any]:
+def failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
+               sha256: str | None = None, audio_path: str | None = None) -> dict[str, Any]:
+    """The audio_checks row of a song whose audio could not be measured (``status`` = ``reason``).
+
+    Audio that could not be had (:data:`~sunorecsys.audio.errors.UNAVAILABLE_REASONS`: missing,
+    fetch failed, host down, ...) was never heard: ``technical_score`` NaN, no hard fail, so the
+    song stays unscored rather than scored 0. Audio that was had and is broken (unreadable, empty,
+    too short) is a defect of the song: ``technical_score`` 0 and a hard fail.
+    """
+    unheard = reason in UNAVAILABLE_REASONS
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(song_id=song_id, status=reason, detail=detail, metadata_duration_s=metadata_duration_s,
-               technical_score=0.0, hard_fail=True, hard_fail_reasons=[reason], audio_sha256=sha256,
+               technical_score=math.nan if unheard else 0.0, hard_fail=not unheard,
+               hard_fail_reasons=[] if unheard else [reason], audio_sha256=sha256,
                checks_version=CHECKS_VERSION, audio_path=audio_path)
     return row
+
+
+_failed_row = failed_row  # the name the plumbing below uses
 
 
 def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
