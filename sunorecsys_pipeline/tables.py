@@ -61,20 +61,24 @@ def schema_of(frame: pd.DataFrame, list_columns: Iterable[str] = (), known: pa.S
     return pa.schema(fields)
 
 
+def _typed(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """``frame`` as an Arrow table of ``schema`` (without ``date``); an empty frame gives the
+    schema's empty table, whatever dtypes pandas gave its empty columns."""
+    schema = pa.schema([f for f in schema if f.name != "date"])
+    if not len(frame):
+        return schema.empty_table()
+    frame = frame.assign(**{c: None for c in schema.names if c not in frame.columns})
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
 def write_day(frame: pd.DataFrame, paths: DataPaths, table: str, day: str, schema: pa.Schema) -> Path:
     """Write one day of ``table`` with ``schema`` (columns of ``frame`` not in it are dropped)."""
-    columns = [n for n in schema.names if n != "date"]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        frame = frame.assign(**{c: None for c in missing})
-    return write_partition(frame[columns], paths.warehouse_dir, table, day, schema=schema)
+    return write_partition(_typed(frame, schema), paths.warehouse_dir, table, day)
 
 
 def write_aside(frame: pd.DataFrame, paths: DataPaths, table: str, day: str, schema: pa.Schema) -> Path:
     """Write a day that failed its blocking checks under ``<warehouse>/_rejected/`` (see REJECTED_DIR)."""
-    columns = [n for n in schema.names if n != "date"]
-    frame = frame.assign(**{c: None for c in columns if c not in frame.columns})
-    return write_partition(frame[columns], paths.warehouse_dir / REJECTED_DIR, table, day, schema=schema)
+    return write_partition(_typed(frame, schema), paths.warehouse_dir / REJECTED_DIR, table, day)
 
 
 def read_days(paths: DataPaths, table: str, days: Sequence[str], columns: list[str] | None = None

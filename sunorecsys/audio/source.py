@@ -138,6 +138,7 @@ def fetch_audio(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{song_id}.", suffix=".part", dir=audio_dir)
     tmp = Path(tmp_name)
     conn: http.client.HTTPConnection | None = None
+    response: http.client.HTTPResponse | None = None
     watchdog: threading.Timer | None = None
     expired = threading.Event()
 
@@ -167,6 +168,7 @@ def fetch_audio(
                         break
                     location = response.getheader("Location")
                     watchdog.cancel()
+                    response.close()
                     conn.close()
                     if not location:
                         raise AudioUnavailable(FETCH_FAILED, f"HTTP {response.status} without Location: {url}")
@@ -200,13 +202,16 @@ def fetch_audio(
                 raise
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 # refused, reset, timed out (socket.timeout is an OSError), DNS, or the watchdog cut it
-                if expired.is_set():
+                if expired.is_set() or time.monotonic() >= deadline - 0.05:
                     raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline "
                                           f"({received} bytes received): {url}") from exc
                 raise HostUnreachable(f"{type(exc).__name__}: {exc}: {url}") from exc
             finally:
                 if watchdog is not None:
                     watchdog.cancel()
+                # the response holds the socket (makefile): close both, or the fd outlives the call
+                if response is not None:
+                    response.close()
                 if conn is not None:
                     conn.close()
         if expired.is_set() and received == 0:

@@ -113,10 +113,10 @@ def combine_quality_scores(audio_checks: pd.DataFrame | None = None, flamingo: p
     quality = quality.where(~(out["song_id"].isin(unheard.index) & (weight_sum == 0)), np.nan)  # old rows: 0
     out["quality_score"] = quality.clip(0.0, 1.0).astype(float)
     out["coverage"] = (weight_sum / sum(w.values())).astype(float)
-    out["sources"] = [
+    out["sources"] = pd.Series([
         [name for name, present in (("music_flamingo", f), ("audiobox", a), ("signal", s or h)) if present]
         for f, a, s, h in zip(has_f, has_a, signal_only, out["hard_fail"])
-    ]
+    ], index=out.index, dtype=object)
     reason = out["song_id"].map(unheard).map(lambda r: f"{UNAVAILABLE_PREFIX}{r}", na_action="ignore")
     out["unscored_reason"] = reason.where(out["quality_score"].isna(), None).astype(object)
     out.loc[out["quality_score"].isna() & out["unscored_reason"].isna(), "unscored_reason"] = NO_SOURCE
