@@ -136,7 +136,7 @@ def test_repo_instance_config_serialises_writers_retries_crashes_and_limits_the_
 
     from sunorecsys_pipeline.jobs import WRITER_TAG
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         queue = instance.get_concurrency_config().run_queue_config
