@@ -70,21 +70,25 @@ def values_in_range(frame: pd.DataFrame, columns: Sequence[str], low: float, hig
 def songs_accounted_for(quality: pd.DataFrame, song_ids: Iterable[object],
                         check_name: str = "songs_accounted_for") -> dg.AssetCheckResult:
     """Fails when a song of the songs partition has no row, or a row with neither a score nor an
-    ``unscored_reason`` (a song silently lost). Unscored songs with a reason are accounted for."""
+    ``unscored_reason`` other than ``no_source`` (a song silently lost). Songs unscored because
+    their audio could not be had (``audio_unavailable: ...``) are accounted for."""
     expected = {str(s) for s in song_ids}
     present = set(quality["song_id"].astype(str)) if len(quality) else set()
     lost = sorted(expected - present)
     if len(quality):
         score = pd.to_numeric(quality["quality_score"], errors="coerce")
         reason = quality["unscored_reason"] if "unscored_reason" in quality else pd.Series(None, index=quality.index)
-        silent = sorted(quality.loc[score.isna() & reason.isna(), "song_id"].astype(str))
+        # "no_source": heard audio always gets a signal score, so no source at all means a scorer's
+        # output lost the song (e.g. audio_checks is missing its row): a broken output, not a reason
+        silent = sorted(quality.loc[score.isna() & (reason.isna() | (reason == "no_source")), "song_id"].astype(str))
     else:
         silent = []
     problems = []
     if lost:
         problems.append(f"{len(lost)} song(s) of the songs partition have no quality row: {_names(lost)}")
     if silent:
-        problems.append(f"{len(silent)} song(s) have neither a score nor a reason: {_names(silent)}")
+        problems.append(f"{len(silent)} song(s) have no score and no audio_unavailable reason (a scorer "
+                        f"lost them): {_names(silent)}")
     return dg.AssetCheckResult(
         check_name=check_name, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(problems) or f"all {len(expected)} songs scored or unscored with a reason",

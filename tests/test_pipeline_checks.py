@@ -84,6 +84,8 @@ def test_songs_accounted_for_fails_on_a_lost_song_or_one_without_a_reason_and_pa
     result = songs_accounted_for(silent, ids)
     assert not result.passed and "song-1" in result.description
     assert songs_accounted_for(_with_reasons([]), []).passed  # an empty day
+    # no source at all: the signal checks lost the song (heard audio always gets a signal score)
+    assert not songs_accounted_for(_with_reasons([None, "no_source"]), ["song-0", "song-1"]).passed
 
 
 def test_heard_share_warns_below_the_floor_naming_reason_counts():
