@@ -13,6 +13,7 @@ run twice either.
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -89,7 +90,9 @@ def catalogue_run_requests(raw_dir: Path, cursor: str | None, *, flamingo: bool,
 
 
 @dg.sensor(
-    target=pipeline_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+    target=pipeline_job, default_status=dg.DefaultSensorStatus.RUNNING,
+    # seconds between evaluations (SUNORECSYS_SENSOR_INTERVAL_S; the soak test shortens it)
+    minimum_interval_seconds=int(os.environ.get("SUNORECSYS_SENSOR_INTERVAL_S", "30")),
     name="catalogue_files_sensor",
     description="A new or changed *.json / *.jsonl in data/raw/ (once per file version) starts one "
                 "run: ingestion, scoring of the days its songs fall on (today's included), the refit.",

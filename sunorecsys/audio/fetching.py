@@ -175,7 +175,9 @@ def prefetch_audio(songs: Iterable[Mapping], paths: DataPaths, settings: FetchSe
 
     def one(item: tuple[str, str]) -> None:
         song_id, url = item
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        parts = urllib.parse.urlsplit(url)
+        # a host is a host:port service: two servers on one address fail independently
+        host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
         if breaker.is_open(host):
             error: AudioUnavailable | None = AudioUnavailable(
                 HOST_DOWN, f"{host} failed {settings.breaker_threshold} times in a row in this run; "
