@@ -103,14 +103,18 @@ class AudioHost:
 
 
 def write_song_audio(path: Path, seconds: float, seed: int) -> None:
-    """A short FLAC: a chord with a little noise and an envelope (passes the signal checks)."""
+    """A short FLAC that passes the signal checks: a sawtooth-like chord (harmonics up to ~10 kHz,
+    so the band is wide and the spectrum tonal), an amplitude envelope and a little noise."""
     rate = 22050
     t = np.arange(int(seconds * rate)) / rate
     rng = np.random.default_rng(seed)
-    freqs = 220 * 2 ** (rng.integers(0, 12, 3) / 12)
-    signal_ = sum(np.sin(2 * np.pi * f * t) for f in freqs) / 3
-    signal_ = signal_ * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) + 0.01 * rng.standard_normal(t.size)
-    sf.write(path, (0.25 * signal_).astype(np.float32), rate, format="FLAC")
+    signal_ = np.zeros_like(t)
+    for root in 110 * 2 ** (rng.integers(0, 12, 3) / 12):
+        for k in range(1, int(10000 // root)):
+            signal_ += np.sin(2 * np.pi * k * root * t + rng.uniform(0, 6.3)) / k
+    signal_ /= np.abs(signal_).max()
+    signal_ = signal_ * (0.5 + 0.5 * np.abs(np.sin(2 * np.pi * 1.5 * t))) + 0.003 * rng.standard_normal(t.size)
+    sf.write(path, (0.3 * signal_).astype(np.float32), rate, format="FLAC")
 
 
 _TAGS = ["lo-fi, chill", "synthwave, retro", "acoustic folk", "drum and bass", "jazz, piano", "k-pop, dance",
@@ -214,14 +218,14 @@ class Night:
 class SoakPlan:
     """What happens on which simulated day (indexes into the list of days)."""
 
-    days: int = 4
+    days: int = 3
     songs_per_day: int = 3
     audio_seconds: float = 1.5
     empty_days: tuple[int, ...] = (1,)
     outage_day: int = 2              # host A refuses, host B stalls during the day; back for the night
     big_file_day: int = 2            # a large file of older songs lands beside the day's new songs
     big_file_songs: int = 200
-    kill_night: int = 3              # the nightly run of that day is killed mid-way (SIGKILL)
+    kill_night: int = 1              # the nightly run of that day is killed mid-way (SIGKILL)
     version_bump_night: int = 1      # partitions scored so far are marked as scored by an older version
 
 
