@@ -224,7 +224,7 @@ class SoakPlan:
     empty_days: tuple[int, ...] = (1,)
     outage_day: int = 2              # host A refuses, host B stalls during the day; back for the night
     big_file_day: int = 2            # a large file of older songs lands beside the day's new songs
-    big_file_songs: int = 200
+    big_file_songs: int = 60
     kill_night: int = 1              # the nightly run of that day is killed mid-way (SIGKILL)
     version_bump_night: int = 1      # partitions scored so far are marked as scored by an older version
 
