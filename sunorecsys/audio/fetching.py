@@ -5,7 +5,8 @@ A CDN outage must cost a bounded time per run, whatever the number of songs: eac
 hard wall-clock deadline (:func:`~sunorecsys.audio.source.fetch_audio`), at most ``workers``
 downloads run at once, and after ``breaker_threshold`` consecutive host failures (refused, timed
 out, stalled past the deadline, HTTP 5xx) the host's remaining songs of this run fail at once with
-reason ``host_down`` (not tried; the next run tries again). With the defaults (30 s deadline,
+reason ``host_down`` (not tried; the next run tries again). Until a host has answered once, at
+most ``breaker_threshold`` of its downloads run at once, so with the defaults (30 s deadline,
 8 workers, 3 failures) a host that never answers costs about one deadline per run.
 
 Settings come from :class:`FetchSettings` (environment variables in :meth:`FetchSettings.from_env`),
@@ -88,32 +89,56 @@ class FetchSettings:
 class HostCircuitBreaker:
     """Per-host count of consecutive failures; open (for the rest of its life) at ``threshold``.
 
-    Thread-safe. A success resets the host's count. One breaker lives for one run.
+    Until a host has answered once, at most ``threshold`` downloads from it run at once (the
+    others wait): a host that is dead from the start then costs one deadline, not one per wave of
+    workers. A success resets the count. Thread-safe; one breaker lives for one run.
     """
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
         self._failures: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._proven: set[str] = set()
         self._open: set[str] = set()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
 
     def is_open(self, host: str) -> bool:
-        with self._lock:
+        with self._cond:
             return host in self._open
 
+    def acquire(self, host: str) -> bool:
+        """Wait for a slot to try ``host``; False when its breaker is (or becomes) open."""
+        with self._cond:
+            while True:
+                if host in self._open:
+                    return False
+                # unproven: attempts under way plus failures so far stay below the threshold
+                if host in self._proven or self._in_flight[host] + self._failures[host] < self.threshold:
+                    self._in_flight[host] += 1
+                    return True
+                self._cond.wait(timeout=1.0)
+
+    def release(self, host: str) -> None:
+        with self._cond:
+            self._in_flight[host] -= 1
+            self._cond.notify_all()
+
     def success(self, host: str) -> None:
-        with self._lock:
+        with self._cond:
             self._failures[host] = 0
+            self._proven.add(host)
+            self._cond.notify_all()
 
     def failure(self, host: str) -> None:
-        with self._lock:
+        with self._cond:
             self._failures[host] += 1
             if self._failures[host] >= self.threshold:
                 self._open.add(host)
+            self._cond.notify_all()
 
     @property
     def open_hosts(self) -> list[str]:
-        with self._lock:
+        with self._cond:
             return sorted(self._open)
 
 
@@ -178,7 +203,7 @@ def prefetch_audio(songs: Iterable[Mapping], paths: DataPaths, settings: FetchSe
         parts = urllib.parse.urlsplit(url)
         # a host is a host:port service: two servers on one address fail independently
         host = (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
-        if breaker.is_open(host):
+        if not breaker.acquire(host):
             error: AudioUnavailable | None = AudioUnavailable(
                 HOST_DOWN, f"{host} failed {settings.breaker_threshold} times in a row in this run; "
                            f"not tried, the next run retries: {url}", song_id=song_id)
@@ -196,7 +221,10 @@ def prefetch_audio(songs: Iterable[Mapping], paths: DataPaths, settings: FetchSe
                     breaker.success(host)  # the host answered: the problem is this song's file
                 error = exc.with_song_id(song_id)
             except Exception as exc:  # noqa: BLE001 - one odd download must not stop the partition
+                breaker.failure(host)
                 error = HostUnreachable(f"{type(exc).__name__}: {exc}: {url}", song_id=song_id)
+            finally:
+                breaker.release(host)
         with lock:
             if error is None:
                 report.fetched.append(song_id)
