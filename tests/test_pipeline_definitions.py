@@ -123,10 +123,10 @@ def test_partitions_start_is_a_setting_and_a_bad_one_is_named():
     code = ("from sunorecsys_pipeline.partitions import daily_partitions as d; "
             "print(d.get_partition_keys()[0])")
     env = {**os.environ, "SUNORECSYS_PARTITIONS_START": "2025-01-01"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert out.stdout.strip() == "2025-01-01", out.stderr
     env["SUNORECSYS_PARTITIONS_START"] = "January"
-    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode != 0 and "SUNORECSYS_PARTITIONS_START='January'" in bad.stderr
 
 
