@@ -19,7 +19,7 @@ from sunorecsys_pipeline.checks import (
     songs_within_partitions,
     unique_song_ids,
 )
-from sunorecsys_pipeline.metadata import counts_md, histogram_md, table_metadata
+from sunorecsys_pipeline.metadata import counts_md, for_days, histogram_md, table_metadata
 from sunorecsys_pipeline.partitions import daily_partitions, outside_message, partition_bounds
 from sunorecsys_pipeline.resources import DataRootResource
 
@@ -114,12 +114,12 @@ def songs(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.
         checks.append((key, unique_song_ids(frame)))
     context.log.info(f"songs {keys[0]}..{keys[-1]}: {len(everything)} songs in {len(keys)} day(s)")
     return dg.MaterializeResult(
-        metadata={**table_metadata(everything[[c for c in SONG_PREVIEW_COLUMNS if c in everything]],
-                                   path if len(keys) == 1 else None),
-                  "days": dg.MetadataValue.int(len(keys)),
-                  "songs_per_day": counts_md({k: v for k, v in per_day.items() if v}, "date", "songs"),
-                  "duration_s": histogram_md(everything.get("duration_s", []), f"song duration {keys[0]}",
-                                             "seconds", value_range=None)},
+        metadata=for_days({**table_metadata(everything[[c for c in SONG_PREVIEW_COLUMNS if c in everything]],
+                                            path if len(keys) == 1 else None),
+                           "days": dg.MetadataValue.int(len(keys)),
+                           "songs_per_day": counts_md({k: v for k, v in per_day.items() if v}, "date", "songs"),
+                           "duration_s": histogram_md(everything.get("duration_s", []), f"song duration {keys[0]}",
+                                                      "seconds", value_range=None)}, len(keys)),
         check_results=[combine(checks)])
 
 

@@ -43,7 +43,7 @@ from sunorecsys_pipeline.checks import (
     unique_song_ids,
     values_in_range,
 )
-from sunorecsys_pipeline.metadata import counts_md, histogram_md, table_metadata
+from sunorecsys_pipeline.metadata import counts_md, for_days, histogram_md, table_metadata
 from sunorecsys_pipeline.partitions import daily_partitions
 from sunorecsys_pipeline.resources import (
     AudioboxResource,
@@ -189,7 +189,7 @@ def audio_checks(context: dg.AssetExecutionContext, data_root: DataRootResource,
     context.log.info(f"audio_checks {_days_label(keys)}: {len(frame)} songs, {len(new_rows)} checked now, "
                      f"{len(frame) - len(new_rows)} reused, {unheard} unheard")
     return dg.MaterializeResult(
-        metadata={
+        metadata=for_days({
             **table_metadata(frame[["song_id", "status", "technical_score", "hard_fail", "loudness_lufs",
                                     "clipped_ratio", "silence_ratio", "bandwidth_hz"]],
                              path if len(keys) == 1 else None),
@@ -205,7 +205,7 @@ def audio_checks(context: dg.AssetExecutionContext, data_root: DataRootResource,
             "days": dg.MetadataValue.int(len(keys)),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
             "scorer_version": dg.MetadataValue.text(CHECKS_VERSION),
-        },
+        }, len(keys)),
         tags=version_tags(CHECKS_VERSION),
         check_results=[combine(check_results["unique"]), combine(check_results["range"])])
 
@@ -282,13 +282,13 @@ def flamingo_scores(context: dg.AssetExecutionContext, data_root: DataRootResour
               "parse_failures": int(parse_failures(frame).sum())}
     context.log.info(f"flamingo_scores {_days_label(keys)}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return dg.MaterializeResult(
-        metadata={
+        metadata=for_days({
             **table_metadata(frame[["song_id", "status", *FLAMINGO_SCORE_COLUMNS, "genre", "error"]]),
             **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
             "overall_quality_score": histogram_md(frame["overall_quality_score"], f"Music Flamingo {keys[0]}"),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
             "scorer_version": dg.MetadataValue.text(version),
-        },
+        }, len(keys)),
         tags=version_tags(version),
         check_results=[combine(checks["unique"]), combine(checks["range"]), combine(checks["parse"])])
 
@@ -338,7 +338,7 @@ def audiobox_scores(context: dg.AssetExecutionContext, data_root: DataRootResour
     failed = frame[frame["status"] == "failed"]
     _log_failed_songs(context, failed, "Audiobox scoring", "error")
     return dg.MaterializeResult(
-        metadata={
+        metadata=for_days({
             **table_metadata(frame[["song_id", "status", "ce", "cu", "pc", "pq", "audiobox_score", "error"]]),
             "scored": dg.MetadataValue.int(int((frame["status"] != "failed").sum())),
             "cached": dg.MetadataValue.int(0),
@@ -346,7 +346,7 @@ def audiobox_scores(context: dg.AssetExecutionContext, data_root: DataRootResour
             "audiobox_score": histogram_md(frame["audiobox_score"], f"Audiobox Aesthetics {keys[0]}"),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
             "scorer_version": dg.MetadataValue.text(version),
-        },
+        }, len(keys)),
         tags=version_tags(version),
         check_results=[combine(checks["unique"]), combine(checks["range"])])
 
@@ -413,7 +413,7 @@ def quality_scores(context: dg.AssetExecutionContext, data_root: DataRootResourc
     context.log.info(f"quality_scores {_days_label(keys)}: {len(frame) - len(unscored)} scored, "
                      f"{len(unscored)} unscored ({reasons or 'none'})")
     return dg.MaterializeResult(
-        metadata={
+        metadata=for_days({
             **table_metadata(frame[["song_id", "quality_score", "unscored_reason", "sources", "coverage",
                                     "hard_fail", "technical_score", "flamingo_score", "audiobox_score"]],
                              path if len(keys) == 1 else None),
@@ -428,7 +428,7 @@ def quality_scores(context: dg.AssetExecutionContext, data_root: DataRootResourc
             "mean_quality_score": dg.MetadataValue.float(float(frame["quality_score"].mean())
                                                          if frame["quality_score"].notna().any() else 0.0),
             "quality_score": histogram_md(frame["quality_score"], f"quality score {keys[0]}"),
-        },
+        }, len(keys)),
         check_results=[combine(results[spec.name]) for spec in QUALITY_CHECKS])
 
 
