@@ -36,16 +36,20 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# Dagster's recommendation: the instance config in DAGSTER_HOME (the source copy is deploy/dagster.yaml).
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp deploy/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 demo: setup
 	$(PY) -m sunorecsys_pipeline.demo
 
+# `dg dev` (Dagster's recommended CLI; the project is [tool.dg] in pyproject.toml) serves the UI
+# and runs the daemon (schedule, sensor, run queue). VIRTUAL_ENV names the project's venv so dg
+# does not warn that the active venv differs.
 ui: setup
 	@echo "==> Dagster UI on http://127.0.0.1:3000 (Ctrl-C to stop)"
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dg dev -h 127.0.0.1 -p 3000
 
 # Debian chromium for the one browser test of the UI (skipped with a reason if it cannot be installed).
 test-setup: setup

@@ -2,11 +2,16 @@
 
 The checks run inside the asset's own step, on the frame it has just written (``check_specs`` +
 ``MaterializeResult(check_results=...)``): that way they know their partition and never load
-other partitions (an ``@asset_check`` loading a partitioned input loads all of them). The checks of
-``quality_scores`` are blocking: when one fails, the run stops before the recommender is refitted.
+other partitions (an ``@asset_check`` loading a partitioned input loads all of them).
 
-Each function takes the partition's frame and returns an ``AssetCheckResult`` whose description
-names the offending songs.
+Blocking checks guard against *broken outputs* (duplicate ids, values out of range, songs lost,
+unparseable model answers): a day that fails one is written aside and the last good partition
+stays (tables.py), and the run stops before the recommender is refitted. An audio *outage* is not
+a broken output: ``heard_share`` (warning severity, not blocking) flags a day where too few songs
+were heard and names the reasons; those songs are unscored and retried by later runs.
+
+Each function takes one day's frame and returns an ``AssetCheckResult`` whose description names
+the offending songs; :func:`combine` folds the days of a multi-day step into one result.
 """
 
 from __future__ import annotations
@@ -62,11 +67,62 @@ def values_in_range(frame: pd.DataFrame, columns: Sequence[str], low: float, hig
         metadata={"songs_out_of_range": len(set(map(str, bad_ids)))})
 
 
+def songs_accounted_for(quality: pd.DataFrame, song_ids: Iterable[object],
+                        check_name: str = "songs_accounted_for") -> dg.AssetCheckResult:
+    """Fails when a song of the songs partition has no row, or a row with neither a score nor an
+    ``unscored_reason`` other than ``no_source`` (a song silently lost). Songs unscored because
+    their audio could not be had (``audio_unavailable: ...``) are accounted for."""
+    expected = {str(s) for s in song_ids}
+    present = set(quality["song_id"].astype(str)) if len(quality) else set()
+    lost = sorted(expected - present)
+    if len(quality):
+        score = pd.to_numeric(quality["quality_score"], errors="coerce")
+        reason = quality["unscored_reason"] if "unscored_reason" in quality else pd.Series(None, index=quality.index)
+        # "no_source": heard audio always gets a signal score, so no source at all means a scorer's
+        # output lost the song (e.g. audio_checks is missing its row): a broken output, not a reason
+        silent = sorted(quality.loc[score.isna() & (reason.isna() | (reason == "no_source")), "song_id"].astype(str))
+    else:
+        silent = []
+    problems = []
+    if lost:
+        problems.append(f"{len(lost)} song(s) of the songs partition have no quality row: {_names(lost)}")
+    if silent:
+        problems.append(f"{len(silent)} song(s) have no score and no audio_unavailable reason (a scorer "
+                        f"lost them): {_names(silent)}")
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems) or f"all {len(expected)} songs scored or unscored with a reason",
+        metadata={"songs": len(expected), "lost": len(lost), "without_reason": len(silent)})
+
+
+def heard_share(quality: pd.DataFrame, floor: float, check_name: str = "heard_share") -> dg.AssetCheckResult:
+    """Warns (not blocking) when the share of the day's songs whose audio was heard is below ``floor``.
+
+    A song was not heard when its ``unscored_reason`` starts with ``audio_unavailable:``; the
+    description counts the reasons. An empty day passes.
+    """
+    n = len(quality)
+    reasons = (quality["unscored_reason"].dropna().astype(str) if n and "unscored_reason" in quality
+               else pd.Series(dtype=str))
+    unheard = reasons[reasons.str.startswith("audio_unavailable:")]
+    heard = n - len(unheard)
+    share = heard / n if n else 1.0
+    counts = unheard.value_counts()
+    named = ", ".join(f"{reason} ({count})" for reason, count in counts.items())
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=bool(share >= floor), severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{heard} of {n} songs heard ({share:.0%}, floor {floor:.0%})"
+                     + (f"; unscored: {named}" if named else "")),
+        metadata={"heard": heard, "songs": n, "share": float(share), "floor": float(floor),
+                  **{f"reason/{k}": int(v) for k, v in counts.items()}})
+
+
 def scored_share(quality: pd.DataFrame, n_songs: int, floor: float,
                  check_name: str = "scored_share") -> dg.AssetCheckResult:
     """Fails when the share of the partition's songs with a quality score is below ``floor``.
 
     ``n_songs`` is the number of songs in the songs partition; an empty partition passes.
+    (Kept for callers of the library API; the pipeline uses heard_share + songs_accounted_for.)
     """
     scored = int(pd.to_numeric(quality.get("quality_score", pd.Series(dtype=float)),
                                errors="coerce").notna().sum()) if len(quality) else 0
@@ -78,6 +134,36 @@ def scored_share(quality: pd.DataFrame, n_songs: int, floor: float,
         description=(f"{scored} of {n_songs} songs scored ({share:.0%}, floor {floor:.0%})"
                      + (f"; unscored: {_names(unscored)}" if len(unscored) else "")),
         metadata={"scored": scored, "songs": int(n_songs), "share": float(share), "floor": float(floor)})
+
+
+def songs_within_partitions(n_outside: int, message: str,
+                            check_name: str = "songs_within_partitions") -> dg.AssetCheckResult:
+    """Warns when ingested songs fall on days outside the partitions (``message`` says what to set)."""
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=n_outside == 0, severity=dg.AssetCheckSeverity.WARN,
+        description=message if n_outside else "every song falls on a daily partition",
+        metadata={"songs_outside_partitions": int(n_outside)})
+
+
+def combine(results: Sequence[tuple[str, dg.AssetCheckResult]]) -> dg.AssetCheckResult:
+    """One result for a multi-day step: passed when every day passed; the description names the
+    days that failed (or summarises when all passed); numeric metadata is summed over days."""
+    if len(results) == 1:
+        return results[0][1]
+    first = results[0][1]
+    failed = [(day, r) for day, r in results if not r.passed]
+    meta: dict[str, float] = {}
+    for _, r in results:
+        for k, v in (r.metadata or {}).items():
+            value = getattr(v, "value", v)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and k not in {"floor", "ceiling", "share", "rate"}:
+                meta[k] = meta.get(k, 0) + value
+    text = ("; ".join(f"{day}: {r.description}" for day, r in failed[:MAX_NAMED])
+            + (f"; and {len(failed) - MAX_NAMED} more days" if len(failed) > MAX_NAMED else "")
+            if failed else f"passed on all {len(results)} days")
+    return dg.AssetCheckResult(check_name=first.check_name, passed=not failed, severity=first.severity,
+                               description=text, metadata={**meta, "days": len(results),
+                                                           "days_failed": len(failed)})
 
 
 def parse_failures(flamingo: pd.DataFrame) -> pd.Series:
@@ -116,20 +202,28 @@ def specs(asset: str, names: Sequence[str], blocking: bool = False) -> list[dg.A
     descriptions = {
         "unique_song_ids": "no song_id twice in a partition",
         "scores_in_range": "every score present lies in its range ([0, 1]; Audiobox axes 1-10 are not clamped)",
-        "scored_share": "the share of the partition's songs with a quality score is above the configured floor",
+        "songs_accounted_for": "every song of the songs partition has a quality row with a score or an "
+                               "unscored_reason (nothing silently lost)",
+        "heard_share": "warning: the share of the day's songs whose audio was heard is above the floor "
+                       "(QualityGatesResource.min_heard_share); names the reasons of the unheard songs",
         "parse_failure_rate": "the share of unparseable Music Flamingo answers is below the configured ceiling",
+        "songs_within_partitions": "warning: every ingested song falls on a daily partition (else set "
+                                   "SUNORECSYS_PARTITIONS_START)",
     }
     return [dg.AssetCheckSpec(name=name, asset=asset, blocking=blocking, description=descriptions[name])
             for name in names]
 
 
+RAW_SONGS_CHECKS = specs("raw_songs", ["songs_within_partitions"])
 SONGS_CHECKS = specs("songs", ["unique_song_ids"])
 AUDIO_CHECKS_CHECKS = specs("audio_checks", ["unique_song_ids", "scores_in_range"])
 FLAMINGO_CHECKS = specs("flamingo_scores", ["unique_song_ids", "scores_in_range", "parse_failure_rate"])
 AUDIOBOX_CHECKS = specs("audiobox_scores", ["unique_song_ids", "scores_in_range"])
-# These guard the recommender: blocking, so a bad partition stops the run before the refit.
-QUALITY_CHECKS = specs("quality_scores",
-                       ["unique_song_ids", "scores_in_range", "scored_share", "parse_failure_rate"],
-                       blocking=True)
+# These guard the recommender against broken outputs: blocking, so a bad partition stops the run
+# before the refit (and is not promoted). heard_share only warns: an outage is not a broken output.
+QUALITY_CHECKS = (specs("quality_scores",
+                        ["unique_song_ids", "scores_in_range", "songs_accounted_for", "parse_failure_rate"],
+                        blocking=True)
+                  + specs("quality_scores", ["heard_share"]))
 FLAMINGO_SCORE_COLUMNS = [*DIMENSIONS, "overall_quality_score"]
 QUALITY_SCORE_COLUMNS = ["quality_score", "flamingo_score", "audiobox_score", "technical_score"]

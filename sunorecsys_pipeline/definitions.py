@@ -1,7 +1,9 @@
 """The code location: ``dagster dev -m sunorecsys_pipeline.definitions`` (or ``make ui``).
 
 ``SUNORECSYS_EXECUTOR=k8s`` runs every step in its own pod with dagster-k8s's
-``k8s_job_executor`` (see deploy/README.md); unset, Dagster's default multiprocess executor runs.
+``k8s_job_executor`` (see deploy/README.md); ``in_process`` runs every step in the run's own
+process (no per-step start-up: small deployments, the soak test); unset, Dagster's default
+multiprocess executor runs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from sunorecsys_pipeline.sensors import catalogue_files_sensor
 
 
 def _executor() -> dg.ExecutorDefinition | None:
-    if os.environ.get("SUNORECSYS_EXECUTOR", "").strip().lower() != "k8s":
+    choice = os.environ.get("SUNORECSYS_EXECUTOR", "").strip().lower()
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice != "k8s":
         return None
     from dagster_k8s import k8s_job_executor  # only on a cluster
 

@@ -1,7 +1,8 @@
 """``make demo``: the whole pipeline on the sample catalogue, without model weights.
 
-Generates the sample catalogue when ``data/raw/`` has none, then materializes every asset that
-runs without model weights, one run per daily partition, in the Dagster instance of
+Generates the sample catalogue when ``data/raw/`` has none, then materializes every asset in two
+runs (ingestion; then every day with songs as one partition range, scored as one step per asset
+by the single-run backfill policy, followed by the refit) in the Dagster instance of
 ``$DAGSTER_HOME`` (``data/dagster``, set by the Makefile) so the runs show in ``make ui`` afterwards.
 Prints where the tables are, how to query them, recommendations for two seeds and the total time.
 """
@@ -19,7 +20,7 @@ import pandas as pd
 
 from sunorecsys.paths import DataPaths
 from sunorecsys_pipeline.assets import ALL_ASSETS
-from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
+from sunorecsys_pipeline.jobs import RANGE_END_TAG, RANGE_START_TAG, REFIT_ASSETS, scoring_assets
 from sunorecsys_pipeline.partitions import daily_partitions
 from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
 
@@ -61,20 +62,22 @@ def _day_summary(paths: DataPaths, day: str) -> str:
 
     quality = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
     checks = pd.read_parquet(partition_path(paths.warehouse_dir, "audio_checks", day))
-    undecodable = int((checks["status"] != "ok").sum())
-    hard = int(checks["hard_fail"].sum()) - undecodable
-    return (f"{len(quality)} songs, {undecodable} without usable audio, {hard} failing signal checks, "
-            f"mean quality {quality['quality_score'].mean():.2f}")
+    unscored = int(quality["quality_score"].isna().sum())
+    broken = int(((checks["status"] != "ok") & checks["hard_fail"]).sum())
+    hard = int((checks["hard_fail"] & (checks["status"] == "ok")).sum())
+    return (f"{len(quality)} songs, {unscored} unscored (audio not available), {broken} with broken audio, "
+            f"{hard} failing signal checks, mean quality {quality['quality_score'].mean():.2f}")
 
 
 def _run(label: str, selection: Sequence[str], resources: dict, instance: dg.DagsterInstance,
-         partition_key: str | None = None, summary=None) -> bool:
+         days: Sequence[str] = (), summary=None) -> bool:
     started = time.perf_counter()
+    tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]} if days else None
     result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources, instance=instance,
-                            partition_key=partition_key, raise_on_error=False, run_config=QUIET)
+                            tags=tags, raise_on_error=False, run_config=QUIET)
     seconds = time.perf_counter() - started
     if result.success:
-        print(f"  ok    {label:<16} {seconds:5.1f} s" + (f"  {summary()}" if summary else ""))
+        print(f"  ok    {label:<24} {seconds:5.1f} s" + (f"  {summary()}" if summary else ""))
         return True
     print(f"  FAIL  {label:<16} {seconds:5.1f} s  (run {result.run_id})")
     for event in result.all_events:
@@ -130,22 +133,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: no weights configured ({variable}), its scoring asset is skipped; "
                   "quality scores come from the signal checks")
 
-    print("\nmaterializing (one run per step group and day):")
+    print("\nmaterializing (two runs: ingestion, then every day as one partition range + the refit):")
     ok = _run("raw_songs", ["raw_songs"], resources, instance,
               summary=lambda: f"{len(pd.read_parquet(paths.processed_songs))} songs, "
                               f"{len(pd.read_parquet(paths.rejected_songs))} records rejected")
     if not ok:
         return 1
     songs = pd.read_parquet(paths.processed_songs)
-    days = sorted(set(songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
-                  & set(daily_partitions.get_partition_keys()))
+    with_songs = set(songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
+    keys = daily_partitions.get_partition_keys()
+    present = sorted(with_songs & set(keys))
+    days = keys[keys.index(present[0]):keys.index(present[-1]) + 1] if present else []
     selection = scoring_assets(flamingo=with_flamingo, audiobox=with_audiobox)
-    print(f"  each day: {' + '.join(selection)}")
-    for day in days:
-        ok &= _run(f"day {day}", selection, resources, instance, partition_key=day,
-                   summary=lambda day=day: _day_summary(paths, day))
-    print(f"  refit: {' + '.join(REFIT_ASSETS)}")
-    ok &= _run("refit", REFIT_ASSETS, resources, instance)
+    print(f"  days {days[0]} .. {days[-1]}: {' + '.join(selection)}, then {' + '.join(REFIT_ASSETS)}"
+          if days else "  no song falls on a partition day")
+    ok &= _run(f"{len(days)} days + refit", [*selection, *REFIT_ASSETS] if days else REFIT_ASSETS,
+               resources, instance, days=days)
+    for day in present:
+        try:
+            print(f"        {day}  {_day_summary(paths, day)}")
+        except FileNotFoundError:
+            print(f"        {day}  not scored (see the run's errors above)")
 
     warehouse = paths.warehouse_dir
     print(f"\ntables (Parquet, one file per day): {_show(warehouse)}/<table>/date=YYYY-MM-DD/part-0.parquet")

@@ -89,3 +89,23 @@ def table_metadata(frame: pd.DataFrame, path: Path | None = None) -> dict[str, d
     if path is not None:
         meta["path"] = dg.MetadataValue.path(str(path))
     return meta
+
+
+# Dagster copies a multi-day step's metadata onto every partition's materialization event (and
+# its index): a 365-day backfill with histograms and previews would store ~60 KB x 365 per asset.
+RANGE_DETAIL_DAYS = 7
+MAX_RANGE_MD_CHARS = 2000
+
+
+def for_days(meta: dict[str, dg.MetadataValue], days: int) -> dict[str, dg.MetadataValue]:
+    """``meta`` as is for up to :data:`RANGE_DETAIL_DAYS` days; for a longer range, without the
+    large Markdown values (histograms, previews, long tables), with a note saying so."""
+    if days <= RANGE_DETAIL_DAYS:
+        return meta
+    slim = {k: v for k, v in meta.items()
+            if not (isinstance(v, dg.MetadataValue) and isinstance(getattr(v, "value", None), str)
+                    and len(v.value) > MAX_RANGE_MD_CHARS)}
+    slim["detail"] = dg.MetadataValue.text(
+        f"a {days}-day range: histograms and previews left out (this metadata is stored once per "
+        "partition); query the Parquet partitions for detail")
+    return slim

@@ -1,41 +1,38 @@
-"""The nightly rescoring schedule (02:00 UTC, on by default).
+"""The nightly rescoring schedule (02:00 UTC, on by default): one run per night.
 
-One tick requests, in queue-priority order:
+The run, in Dagster's step order (lineage, inside one run):
 
 1. ingestion of the catalogue files (``raw_songs``);
-2. the last three daily partitions in full (songs, signal checks, the configured model scorers,
-   the blend), because late songs arrive for the days just past;
-3. every older partition whose stored scorer version differs from the current one (a new model
-   id, checkpoint or prompt makes it stale), for the stale scorers and the blend only; Dagster's
-   ``stale_assets_only`` ignores partitioned assets, so versions.py compares them;
-4. the recommender refit and evaluation, and the analyst views.
+2. one partition range, scored as one step per asset, from the first day that needs work to
+   today. Days that need work: the last three (late songs arrive for the days just past, and
+   yesterday is rescored now that it has closed), days whose stored scorer version differs from
+   the current one (stale; Dagster's ``stale_assets_only`` ignores partitioned assets, so
+   versions.py compares them), days holding unheard songs younger than the give-up age (retried),
+   and days holding ingested songs that are in no songs partition (missed by an earlier run);
+3. the recommender refit and evaluation, and the analyst views: downstream of the scoring, so they
+   run only when every scored day passed its blocking checks (a failed check skips them and the
+   previous model keeps serving).
 
-The order is enforced by the run queue, not by hope: every run of a night carries the tag
-``sunorecsys/nightly=<date>``, and ``dagster.yaml`` limits that tag to one run at a time per value,
-so the queued runs start one after another in priority order (ingest 30, scoring 20, refit 10).
-
-Model scorers whose weights are not configured are left out (said in the tick's log). The score
-cache makes a rerun of an unchanged partition cheap: only new or changed songs reach the model.
+Days between the ones that need work cost little: checked songs are reused and model scores come
+from their caches. Model scorers whose weights are not configured are left out (said in the
+tick's log). The run request names its asset checks, so the UI's "Launch all & commit tick
+result" works.
 """
 
 
 import datetime as dt
-from collections.abc import Iterator
 
 import dagster as dg
 
-from sunorecsys_pipeline.jobs import (
-    INGEST_ASSETS,
-    PRIORITY_INGEST,
-    PRIORITY_REFIT,
-    PRIORITY_SCORE,
-    REFIT_ASSETS,
-    asset_keys,
-    pipeline_job,
-    scoring_assets,
-)
+from sunorecsys_pipeline.jobs import PRIORITY_SCORE, pipeline_job, pipeline_run_request
 from sunorecsys_pipeline.partitions import daily_partitions
-from sunorecsys_pipeline.resources import AudioboxResource, DataRootResource, MusicFlamingoResource
+from sunorecsys_pipeline.pending import missed_days, retry_days
+from sunorecsys_pipeline.resources import (
+    AudioboxResource,
+    AudioChecksResource,
+    DataRootResource,
+    MusicFlamingoResource,
+)
 from sunorecsys_pipeline.versions import recorded_versions, stale_partitions
 
 RECENT_PARTITIONS = 3
@@ -58,50 +55,47 @@ def current_scorer_versions(data_root: DataRootResource, flamingo: MusicFlamingo
     return versions
 
 
-def nightly_run_requests(instance: dg.DagsterInstance, night: dt.datetime, versions: dict[str, str]
-                         ) -> Iterator[dg.RunRequest]:
-    """The run requests of the night starting at ``night`` (UTC), given the current scorer versions."""
-    night_id = night.astimezone(dt.UTC).strftime("%Y-%m-%d")
-    base = {NIGHTLY_TAG: night_id}
+def nightly_days(instance: dg.DagsterInstance, night: dt.datetime, versions: dict[str, str],
+                 data_root: DataRootResource, give_up_days: int) -> dict[str, list[str]]:
+    """``{reason: days}`` that need scoring in the night starting at ``night`` (UTC)."""
     keys = daily_partitions.get_partition_keys(current_time=night)
-    with_flamingo, with_audiobox = "flamingo_scores" in versions, "audiobox_scores" in versions
-
-    yield dg.RunRequest(run_key=f"nightly-{night_id}-ingest", asset_selection=asset_keys(INGEST_ASSETS),
-                        tags={**base, REASON_TAG: "ingest", "dagster/priority": PRIORITY_INGEST})
-    recent = keys[-RECENT_PARTITIONS:]
-    for key in recent:
-        yield dg.RunRequest(
-            run_key=f"nightly-{night_id}-recent-{key}", partition_key=key,
-            asset_selection=asset_keys(scoring_assets(flamingo=with_flamingo, audiobox=with_audiobox)),
-            tags={**base, REASON_TAG: "recent", "dagster/priority": PRIORITY_SCORE})
-
-    stale_by_partition: dict[str, list[str]] = {}
+    paths = data_root.paths
+    stale: set[str] = set()
     for asset, version in versions.items():
-        for key in stale_partitions(recorded_versions(instance, asset), version, keys):
-            if key not in recent:
-                stale_by_partition.setdefault(key, []).append(asset)
-    for key in sorted(stale_by_partition):
-        stale = stale_by_partition[key]
-        selection = scoring_assets(flamingo="flamingo_scores" in stale, audiobox="audiobox_scores" in stale,
-                                   include_songs=False, include_signal="audio_checks" in stale)
-        yield dg.RunRequest(
-            run_key=f"nightly-{night_id}-stale-{key}", partition_key=key, asset_selection=asset_keys(selection),
-            tags={**base, REASON_TAG: "stale:" + ",".join(sorted(stale)), "dagster/priority": PRIORITY_SCORE})
+        stale |= set(stale_partitions(recorded_versions(instance, asset), version, keys))
+    return {"recent": keys[-RECENT_PARTITIONS:], "stale": sorted(stale),
+            "retry": retry_days(paths, keys[-(give_up_days + 1):], give_up_days, night.date()),
+            "missed": missed_days(paths, keys)}
 
-    yield dg.RunRequest(run_key=f"nightly-{night_id}-refit", asset_selection=asset_keys(REFIT_ASSETS),
-                        tags={**base, REASON_TAG: "refit", "dagster/priority": PRIORITY_REFIT})
+
+def nightly_run_request(instance: dg.DagsterInstance, night: dt.datetime, versions: dict[str, str],
+                        data_root: DataRootResource, give_up_days: int = 7) -> dg.RunRequest:
+    """The night's one run (module docstring), given the current scorer versions."""
+    night_id = night.astimezone(dt.UTC).strftime("%Y-%m-%d")
+    needed = nightly_days(instance, night, versions, data_root, give_up_days)
+    days = sorted(set().union(*needed.values()))
+    keys = daily_partitions.get_partition_keys(current_time=night)
+    first = keys.index(days[0]) if days else len(keys)
+    reason = "; ".join(f"{k}: {','.join(v)}" for k, v in needed.items() if v)[:1000]
+    return pipeline_run_request(
+        keys[first:], flamingo="flamingo_scores" in versions, audiobox="audiobox_scores" in versions,
+        run_key=f"nightly-{night_id}",
+        tags={NIGHTLY_TAG: night_id, REASON_TAG: reason or "ingest", "dagster/priority": PRIORITY_SCORE})
 
 
 @dg.schedule(
     cron_schedule="0 2 * * *", execution_timezone="UTC", target=pipeline_job,
     default_status=dg.DefaultScheduleStatus.RUNNING, name="nightly_rescoring",
-    description="02:00 UTC: ingest, score the last three days, rescore partitions whose scorer "
-                "version changed, refit and evaluate the recommender.",
+    description="02:00 UTC, one run: ingest, score the last three days and every day that is stale, "
+                "has unheard songs to retry or songs missed by an earlier run (one partition range), "
+                "then refit and evaluate the recommender if the scoring passed its blocking checks.",
 )
 def nightly_rescoring(context: dg.ScheduleEvaluationContext, data_root: DataRootResource,
-                      flamingo: MusicFlamingoResource, audiobox: AudioboxResource):
+                      flamingo: MusicFlamingoResource, audiobox: AudioboxResource,
+                      audio_checks_settings: AudioChecksResource):
     night = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     versions = current_scorer_versions(data_root, flamingo, audiobox, log=context.log)
-    requests = list(nightly_run_requests(context.instance, night, versions))
-    context.log.info(f"nightly rescoring: {len(requests)} runs requested")
-    return requests
+    request = nightly_run_request(context.instance, night, versions, data_root,
+                                  audio_checks_settings.give_up_days)
+    context.log.info(f"nightly rescoring: {request.tags.get(REASON_TAG)}")
+    return [request]

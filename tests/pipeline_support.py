@@ -48,7 +48,10 @@ def partitions_with_songs(paths: DataPaths) -> list[str]:
 
 
 def materialize(selection: list[str], resources: dict, instance: dg.DagsterInstance,
-                partition_key: str | None = None, raise_on_error: bool = True, run_config=None):
+                partition_key: str | None = None, raise_on_error: bool = True, run_config=None,
+                partition_range: tuple[str, str] | None = None):
+    """One run of ``selection``: one partition, a range of partitions ``(first, last)`` (as one
+    run: the assets' single-run backfill policy), or unpartitioned."""
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
     from sunorecsys_pipeline.assets import ALL_ASSETS
@@ -58,9 +61,11 @@ def materialize(selection: list[str], resources: dict, instance: dg.DagsterInsta
     # be left pointing at a garbage-collected one ("Attempted to resolve undefined DagsterInstance
     # weakref", seen once, depending on GC timing); pin it to the instance this run uses.
     with set_defs_state_storage(instance.defs_state_storage):
+        tags = ({"dagster/asset_partition_range_start": partition_range[0],
+                 "dagster/asset_partition_range_end": partition_range[1]} if partition_range else None)
         return dg.materialize(ALL_ASSETS, selection=selection, resources=resources, instance=instance,
                               partition_key=partition_key, raise_on_error=raise_on_error,
-                              run_config=run_config)
+                              run_config=run_config, tags=tags)
 
 
 def materialization_metadata(result, asset: str, partition: str | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 
@@ -62,3 +63,52 @@ def test_parse_failure_rate_fails_above_the_ceiling_counting_only_answered_songs
     assert "song-3" in result.description and "song-5" not in result.description
     assert parse_failure_rate(flamingo, ceiling=0.5).passed
     assert parse_failure_rate(None, ceiling=0.0).passed
+
+
+def _with_reasons(reasons: list[str | None]) -> pd.DataFrame:
+    scored = [r is None for r in reasons]
+    return pd.DataFrame({"song_id": [f"song-{i}" for i in range(len(reasons))],
+                         "quality_score": [0.5 if s else np.nan for s in scored],
+                         "unscored_reason": reasons})
+
+
+def test_songs_accounted_for_fails_on_a_lost_song_or_one_without_a_reason_and_passes_unscored_with_reason():
+    from sunorecsys_pipeline.checks import songs_accounted_for
+
+    outage = _with_reasons([None, "audio_unavailable: fetch_failed", "audio_unavailable: host_down"])
+    ids = list(outage["song_id"])
+    assert songs_accounted_for(outage, ids).passed  # unscored with a reason is not lost
+    lost = songs_accounted_for(outage.iloc[:2], ids)
+    assert not lost.passed and "song-2" in lost.description
+    silent = outage.assign(unscored_reason=[None, None, "audio_unavailable: host_down"])
+    result = songs_accounted_for(silent, ids)
+    assert not result.passed and "song-1" in result.description
+    assert songs_accounted_for(_with_reasons([]), []).passed  # an empty day
+    # no source at all: the signal checks lost the song (heard audio always gets a signal score)
+    assert not songs_accounted_for(_with_reasons([None, "no_source"]), ["song-0", "song-1"]).passed
+
+
+def test_heard_share_warns_below_the_floor_naming_reason_counts():
+    from sunorecsys_pipeline.checks import heard_share
+
+    quality = _with_reasons([None] * 6 + ["audio_unavailable: fetch_failed"] * 3 + ["audio_unavailable: host_down"])
+    result = heard_share(quality, floor=0.9)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "6 of 10" in result.description
+    assert "audio_unavailable: fetch_failed (3)" in result.description
+    assert "audio_unavailable: host_down (1)" in result.description
+    assert heard_share(quality, floor=0.5).passed
+    # "no_source" (no scorer covered a heard song) is not an outage
+    assert heard_share(_with_reasons([None, "no_source"]), floor=1.0).passed
+    assert heard_share(_with_reasons([]), floor=0.9).passed
+
+
+def test_combine_fails_when_one_day_fails_and_names_it():
+    from sunorecsys_pipeline.checks import combine
+
+    good = unique_song_ids(_quality())
+    bad = unique_song_ids(pd.concat([_quality(), _quality().iloc[[1]]]))
+    merged = combine([("2026-11-01", good), ("2026-11-02", bad), ("2026-11-03", good)])
+    assert not merged.passed and "2026-11-02" in merged.description and "2026-11-01" not in merged.description
+    assert merged.metadata["days_failed"].value == 1 and merged.metadata["duplicate_ids"].value == 1
+    assert combine([("a", good), ("b", good)]).passed

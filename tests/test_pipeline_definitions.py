@@ -78,37 +78,72 @@ def test_gpu_tags_parse_as_dagster_k8s_container_config(repo):
     assert config.container_config["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
-def test_quality_checks_are_blocking_and_the_others_are_not(repo):
+def test_broken_output_checks_block_and_an_outage_only_warns(repo):
     specs = {}
     for asset in _assets(repo).values():
         for spec in asset.check_specs:
             specs[(spec.asset_key.path[-1], spec.name)] = spec.blocking
     assert {name for (asset, name) in specs if asset == "quality_scores"} == {
-        "unique_song_ids", "scores_in_range", "scored_share", "parse_failure_rate"}
+        "unique_song_ids", "scores_in_range", "songs_accounted_for", "parse_failure_rate", "heard_share"}
     for (asset, name), blocking in specs.items():
-        assert blocking == (asset == "quality_scores"), (asset, name)
+        assert blocking == (asset == "quality_scores" and name != "heard_share"), (asset, name)
+    assert ("raw_songs", "songs_within_partitions") in specs
 
 
-def test_partitions_are_daily_utc_from_the_configured_start():
+def test_partitioned_assets_backfill_a_range_in_one_run(repo):
+    for name, asset in _assets(repo).items():
+        if name in PARTITIONED:
+            assert asset.backfill_policy == dg.BackfillPolicy.single_run(), name
+
+
+def test_model_assets_say_in_the_ui_that_they_need_weights(repo):
+    assets = _assets(repo)
+    for name, variable in (("flamingo_scores", "SUNORECSYS_FLAMINGO_MODEL"),
+                           ("audiobox_scores", "SUNORECSYS_AUDIOBOX_CHECKPOINT")):
+        key = assets[name].key
+        assert assets[name].descriptions_by_key[key].startswith(f"Needs model weights: {variable}")
+        assert assets[name].specs_by_key[key].metadata["needs_weights"] == variable
+
+
+def test_partitions_are_daily_utc_from_suno_launch_to_today():
+    import datetime as dt
+
     keys = daily_partitions.get_partition_keys()
-    assert keys[0] == "2026-10-01"
+    assert keys[0] == "2023-12-01"  # SUNORECSYS_PARTITIONS_START unset: Suno's first public release
     assert "2026-11-14" in keys
+    assert keys[-1] == dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")  # today: scored the same day
     assert daily_partitions.timezone == "UTC"
 
 
-def test_repo_instance_config_serialises_each_night_and_limits_the_gpu_pool(tmp_path, monkeypatch):
-    # The nightly ordering (ingest -> scoring -> refit) rests on this config: one run per
-    # `sunorecsys/nightly` value at a time, dequeued by priority. Load it as Dagster would.
+def test_partitions_start_is_a_setting_and_a_bad_one_is_named():
+    import os
+    import subprocess
+    import sys
 
-    from sunorecsys_pipeline.schedules import NIGHTLY_TAG
+    code = ("from sunorecsys_pipeline.partitions import daily_partitions as d; "
+            "print(d.get_partition_keys()[0])")
+    env = {**os.environ, "SUNORECSYS_PARTITIONS_START": "2025-01-01"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.stdout.strip() == "2025-01-01", out.stderr
+    env["SUNORECSYS_PARTITIONS_START"] = "January"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode != 0 and "SUNORECSYS_PARTITIONS_START='January'" in bad.stderr
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+
+def test_repo_instance_config_serialises_writers_retries_crashes_and_limits_the_gpu_pool(tmp_path, monkeypatch):
+    # Two warehouse-writing runs (the schedule's, the sensor's) never interleave: one run with the
+    # writer tag at a time; a crashed run is retried once. Load it as Dagster would.
+
+    from sunorecsys_pipeline.jobs import WRITER_TAG
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get() as instance:
         queue = instance.get_concurrency_config().run_queue_config
         limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
-        assert limits[NIGHTLY_TAG]["limit"] == 1
-        assert limits[NIGHTLY_TAG]["value"] == {"applyLimitPerUniqueValue": True}
+        assert limits[WRITER_TAG]["limit"] == 1
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
+        assert not instance.run_retries_retry_on_asset_or_op_failure
         assert queue.max_concurrent_runs == 2
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.run_monitoring_settings.get("free_slots_after_run_end_seconds") == 30

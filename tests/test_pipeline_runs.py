@@ -1,8 +1,9 @@
 """Real Dagster runs (``materialize``) of the assets on a copy of the sample catalogue.
 
-Runs are grouped (each costs about 2 s): ingestion and every songs partition, the signal path to
-quality_scores, the model assets failing fast without weights, the recommender, a crafted bad
-partition stopped by the blocking checks, and two partitions materialized at the same time.
+Runs are grouped (each costs about 2 s): ingestion and every songs partition (one range run), the
+signal path to quality_scores, empty days, the model assets without weights, the recommender, a
+crafted bad partition stopped by the blocking checks (the last good one stays), and two partitions
+materialized at the same time.
 """
 
 from __future__ import annotations
@@ -47,26 +48,31 @@ def ingested(pipeline):
     paths, instance, resources = pipeline
     raw = materialize(["raw_songs"], resources, instance)
     days = partitions_with_songs(paths)
-    song_runs = {day: materialize(["songs"], resources, instance, partition_key=day) for day in days}
-    return raw, days, song_runs
+    # every day in one run: a partition range, one step (single-run backfill policy)
+    songs_run = materialize(["songs"], resources, instance, partition_range=(days[0], days[-1]))
+    return raw, days, songs_run
 
 
 def test_raw_songs_and_every_songs_partition_land_as_parquet(pipeline, ingested):
     paths, _, _ = pipeline
-    raw, days, song_runs = ingested
+    raw, days, songs_run = ingested
     processed = pd.read_parquet(paths.processed_songs)
     meta = materialization_metadata(raw, "raw_songs")
     assert meta["dagster/row_count"] == len(processed) > 0
     rejected = pd.read_parquet(partition_path(paths.warehouse_dir, "rejected_songs"))
     assert meta["rejected"] == len(rejected)
+    assert check_evaluations(raw) == {("raw_songs", "songs_within_partitions"): True}
     assert len(days) >= 10  # the sample spans 14 days
+    assert check_evaluations(songs_run) == {("songs", "unique_song_ids"): True}
+    materialized = {e.event_specific_data.materialization.partition
+                    for e in songs_run.get_asset_materialization_events()}
+    all_days = [d.strftime("%Y-%m-%d") for d in pd.date_range(days[0], days[-1])]
+    assert materialized == set(all_days)  # one run, every day of the range
     total = 0
-    for day, result in song_runs.items():
+    for day in all_days:
         part = pd.read_parquet(partition_path(paths.warehouse_dir, "songs", day))
         assert (part["date"] == day).all()
         assert (part["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d") == day).all()
-        assert materialization_metadata(result, "songs", day)["dagster/row_count"] == len(part)
-        assert check_evaluations(result) == {("songs", "unique_song_ids"): True}
         total += len(part)
     assert total == len(processed)
     assert set(read_table(paths.warehouse_dir, "songs")["song_id"]) == set(processed["song_id"])
@@ -81,16 +87,22 @@ def test_signal_path_scores_every_song_of_a_partition(pipeline, ingested):
         checks = pd.read_parquet(partition_path(paths.warehouse_dir, "audio_checks", day))
         quality = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
         assert set(checks["song_id"]) == set(songs["song_id"]) == set(quality["song_id"])
-        assert quality["quality_score"].between(0, 1).all()
-        assert all(list(s) == ["signal"] for s in quality["sources"])
+        # a score in [0, 1], or unscored with the reason the audio was not there (never 0 for that)
+        unheard = quality["unscored_reason"].notna()
+        assert quality.loc[~unheard, "quality_score"].between(0, 1).all()
+        assert quality.loc[unheard, "quality_score"].isna().all()
+        missing = set(checks.loc[checks["status"] == "missing", "song_id"])
+        assert set(quality.loc[unheard, "song_id"]) == missing
+        assert (quality.loc[unheard, "unscored_reason"] == "audio_unavailable: missing").all()
+        assert all(list(s) == ["signal"] for s in quality.loc[~unheard, "sources"])
         # both tables carry the song context analysts slice by, equal to the songs partition
         for table in (checks, quality):
             context = table.set_index("song_id")[["genre", "user_id", "handle", "play_count"]]
             expected = songs.set_index("song_id").loc[context.index, ["genre", "user_id", "handle", "play_count"]]
             pd.testing.assert_frame_equal(context, expected, check_dtype=False)
-        # hard-failed audio scores 0
+        # heard audio that hard-fails (broken, silent, clipped ...) scores 0
         hard = set(checks.loc[checks["hard_fail"], "song_id"])
-        assert (quality.set_index("song_id").loc[list(hard), "quality_score"] == 0).all()
+        assert hard and (quality.set_index("song_id").loc[list(hard), "quality_score"] == 0).all()
         meta = materialization_metadata(result, "quality_scores", day)
         assert meta["quality_score"].startswith("![") and "data:image/png;base64," in meta["quality_score"]
         assert "| song_id" in meta["preview"]
@@ -100,20 +112,33 @@ def test_signal_path_scores_every_song_of_a_partition(pipeline, ingested):
         assert tags[0]["sunorecsys/scorer_version"] == version_digest(CHECKS_VERSION)
 
 
-def test_model_assets_fail_fast_with_the_library_message_when_weights_are_missing(pipeline, ingested):
+def test_model_assets_without_weights_succeed_with_a_note_and_write_nothing(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
-    result = materialize(["flamingo_scores", "audiobox_scores"], resources, instance,
-                         partition_key=days[0], raise_on_error=False)
-    assert not result.success
-    failures = {e.step_key: e.step_failure_data.user_failure_data.description
-                for e in result.all_events if e.is_step_failure}
-    assert set(failures) == {"flamingo_scores", "audiobox_scores"}
-    assert "no-flamingo-weights" in failures["flamingo_scores"]
-    assert "never downloads" in failures["audiobox_scores"]
-    # a missing checkpoint is not retried (no GPU time burnt on a configuration error)
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert not partition_path(paths.warehouse_dir, "flamingo_scores", days[0]).exists()
+    result = materialize(["flamingo_scores", "audiobox_scores"], resources, instance, partition_key=days[0])
+    for asset, variable in (("flamingo_scores", "SUNORECSYS_FLAMINGO_MODEL"),
+                            ("audiobox_scores", "SUNORECSYS_AUDIOBOX_CHECKPOINT")):
+        meta = materialization_metadata(result, asset, days[0])
+        assert meta["weights"] == "not configured" and variable in meta["note"]
+        assert not partition_path(paths.warehouse_dir, asset, days[0]).exists()
+
+
+def test_empty_days_write_empty_typed_tables_and_succeed(pipeline, ingested):
+    """A day without songs is a normal day for every daily asset (it used to fail on a float64/str
+    merge of song_id)."""
+    paths, instance, resources = pipeline
+    _, days, _ = ingested
+    empty = (pd.Timestamp(days[0]) - pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    created = pd.read_parquet(paths.processed_songs)["created_at"]
+    assert not (created < pd.Timestamp(days[0], tz="UTC")).any()
+    result = materialize(["songs", "audio_checks", "flamingo_scores", "audiobox_scores", "quality_scores"],
+                         resources, instance, partition_key=empty)
+    assert result.success and all(check_evaluations(result).values())
+    for table in ("songs", "audio_checks", "quality_scores"):
+        empty_file = pq.read_schema(partition_path(paths.warehouse_dir, table, empty))
+        full_file = pq.read_schema(partition_path(paths.warehouse_dir, table, days[0]))
+        assert empty_file.remove_metadata() == full_file.remove_metadata(), table
+        assert pq.read_metadata(partition_path(paths.warehouse_dir, table, empty)).num_rows == 0
 
 
 def test_recommender_refit_writes_model_recommendations_evaluation_and_views(pipeline, ingested):
@@ -126,7 +151,9 @@ def test_recommender_refit_writes_model_recommendations_evaluation_and_views(pip
                           "recommender_evaluation", "analyst_views"], resources, instance)
     scores = json.loads(paths.flamingo_scores_file.read_text())
     quality = read_table(paths.warehouse_dir, "quality_scores")
-    assert set(scores) == set(quality["song_id"])
+    # scored songs only: an unscored song is absent (readers apply their missing_quality policy)
+    assert set(scores) == set(quality.loc[quality["quality_score"].notna(), "song_id"])
+    assert quality["quality_score"].isna().any()  # the sample has songs without audio
     for entry in scores.values():
         assert 0 <= entry["scores"]["overall_quality_score"] <= 1
     assert not list(paths.models_dir.rglob("*.pkl")) and not list(paths.models_dir.rglob("*.pickle"))
@@ -144,13 +171,14 @@ def test_recommender_refit_writes_model_recommendations_evaluation_and_views(pip
     assert paths.warehouse_db.exists()
 
 
-def test_blocking_checks_stop_a_partition_with_low_coverage_and_unparseable_answers(pipeline, ingested):
+def test_blocking_checks_stop_a_broken_partition_and_the_last_good_one_stays(pipeline, ingested):
     paths, instance, resources = pipeline
     _, days, _ = ingested
     day = days[-1]
     songs = pd.read_parquet(partition_path(paths.warehouse_dir, "songs", day))
     assert len(songs) >= 3
-    materialize(["audio_checks"], resources, instance, partition_key=day)
+    materialize(SIGNAL_PATH, resources, instance, partition_key=day)
+    good = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
     checks = pd.read_parquet(partition_path(paths.warehouse_dir, "audio_checks", day)).drop(columns="date")
     # crafted: the signal checks lost all but one song, and the model's answers are mostly unparseable
     write_partition(checks.head(1), paths.warehouse_dir, "audio_checks", day)
@@ -162,10 +190,17 @@ def test_blocking_checks_stop_a_partition_with_low_coverage_and_unparseable_answ
         result = materialize(["quality_scores"], resources, instance, partition_key=day, raise_on_error=False)
     finally:
         partition_path(paths.warehouse_dir, "flamingo_scores", day).unlink()
+        write_partition(checks, paths.warehouse_dir, "audio_checks", day)
     evaluations = check_evaluations(result)
-    assert evaluations[("quality_scores", "scored_share")] is False
+    assert evaluations[("quality_scores", "songs_accounted_for")] is False
     assert evaluations[("quality_scores", "parse_failure_rate")] is False
     assert not result.success  # blocking: the run stops here, nothing downstream would run
+    # written aside, not promoted: the last good partition is still the one readers see
+    kept = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
+    pd.testing.assert_frame_equal(kept, good)
+    aside = pd.read_parquet(partition_path(paths.warehouse_dir / "_rejected", "quality_scores", day))
+    assert (aside["unscored_reason"] == "no_source").sum() == len(songs) - 1  # the songs the checks lost
+    assert "_rejected" not in read_table(paths.warehouse_dir, "quality_scores")["date"].to_list()
 
 
 def test_two_partitions_materialized_at_once_both_land_intact(pipeline, ingested):

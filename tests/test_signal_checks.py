@@ -14,6 +14,7 @@ import soundfile as sf
 from sklearn.metrics import roc_auc_score
 
 from sunorecsys.audio.checks import CHECKS_VERSION, COLUMNS, run_audio_checks, technical_score
+from sunorecsys.audio.errors import UNAVAILABLE_REASONS
 from sunorecsys.audio.measures import (
     band_limit,
     clipped_ratio,
@@ -161,8 +162,13 @@ def test_catalogue_checks_give_one_row_per_song_and_never_crash(synth_catalogue)
     assert by_id.loc["dmg-missing", "status"] == "missing"
     assert by_id.loc["../escape", "status"] == "fetch_refused"
     failed = by_id[by_id["status"] != "ok"]
-    assert (failed["technical_score"] == 0).all() and failed["hard_fail"].all()
-    assert all(r == [s] for r, s in zip(failed["hard_fail_reasons"], failed["status"]))
+    # audio that was had and is broken hard-fails with 0; audio that could not be had is unscored
+    broken = failed[~failed["status"].isin(UNAVAILABLE_REASONS)]
+    unheard = failed[failed["status"].isin(UNAVAILABLE_REASONS)]
+    assert len(broken) and (broken["technical_score"] == 0).all() and broken["hard_fail"].all()
+    assert all(r == [s] for r, s in zip(broken["hard_fail_reasons"], broken["status"]))
+    assert set(unheard.index) == {"dmg-missing", "../escape"}
+    assert unheard["technical_score"].isna().all() and not unheard["hard_fail"].any()
     ok = by_id[by_id["status"] == "ok"]
     assert ok["technical_score"].between(0, 1).all() and ok["audio_sha256"].str.len().eq(64).all()
     assert "mostly_silent" in by_id.loc["dmg-silent", "hard_fail_reasons"]
@@ -174,8 +180,9 @@ def test_catalogue_checks_give_one_row_per_song_and_never_crash(synth_catalogue)
     assert by_id.loc["dmg-truncated", "duration_s"] == pytest.approx(4.0)
     assert by_id.loc["dmg-truncated", "metadata_duration_s"] == 12.0
 
-    labels = [0 if damage[s] is None else 1 for s in checks["song_id"]]
-    auc = roc_auc_score(labels, 1 - checks["technical_score"])
+    heard = checks[checks["technical_score"].notna()]  # unheard songs have no score to rank
+    labels = [0 if damage[s] is None else 1 for s in heard["song_id"]]
+    auc = roc_auc_score(labels, 1 - heard["technical_score"])
     print(f"synthesised catalogue: damage separation ROC AUC = {auc:.3f}")
     assert auc == 1.0  # every clean synthesised song outranks every damaged one
 
@@ -250,5 +257,6 @@ def test_the_table_writes_with_its_schema_even_when_every_song_failed(tmp_data):
     assert list(checks["status"]) == ["missing", "missing"]
     write_partition(checks, tmp_data.warehouse_dir, "audio_checks", "2026-11-14", schema=AUDIO_CHECKS_SCHEMA)
     back = read_table(tmp_data.warehouse_dir, "audio_checks")
-    assert list(back["song_id"]) == ["gone-1", "gone-2"] and back["technical_score"].eq(0).all()
-    assert [list(r) for r in back["hard_fail_reasons"]] == [["missing"], ["missing"]]
+    # missing audio was never heard: unscored (NaN, no hard fail), not scored 0
+    assert list(back["song_id"]) == ["gone-1", "gone-2"] and back["technical_score"].isna().all()
+    assert not back["hard_fail"].any() and [list(r) for r in back["hard_fail_reasons"]] == [[], []]

@@ -61,7 +61,7 @@ def instance_config_for_tests() -> dict:
       ``dagster/sensor_name``): the catalogue sensor sees the copied sample catalogue and queues a
       run per day, which would otherwise hold both run slots while the test's own run waits.
     """
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    config = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text(encoding="utf-8")) or {}
     config["nux"] = {"enabled": False}
     runs = config.setdefault("concurrency", {}).setdefault("runs", {})
     runs.setdefault("tag_concurrency_limits", []).append({"key": "dagster/sensor_name", "limit": 0})

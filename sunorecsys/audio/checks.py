@@ -1,7 +1,9 @@
 """Signal checks of a catalogue: measures per song, a technical score in [0, 1], hard-fail flags.
 
-One row per song, never a crash: a song whose audio cannot be had gets ``status`` = the
-:class:`~sunorecsys.audio.errors.AudioUnavailable` reason, ``technical_score`` 0 and ``hard_fail``.
+One row per song, never a crash: a song whose audio cannot be used gets ``status`` = the
+:class:`~sunorecsys.audio.errors.AudioUnavailable` reason; audio that could not be had (missing,
+fetch failed, host down) is unscored (``technical_score`` NaN, no hard fail), audio that was had
+and is broken (unreadable, empty, too short) gets ``technical_score`` 0 and ``hard_fail``.
 
 Technical score (``technical_score``)
     A product of sub-scores, each in [0, 1] and raised to an importance exponent::
@@ -64,7 +66,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sunorecsys.audio.decode import decode_audio
-from sunorecsys.audio.errors import AudioUnavailable
+from sunorecsys.audio.errors import UNAVAILABLE_REASONS, AudioUnavailable
 from sunorecsys.audio.levels import LevelMeter
 from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
@@ -295,12 +297,22 @@ def _bitrate_kbps(path: Path, duration_s: float) -> float | None:
         return None
 
 
-def _failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
-                sha256: str | None = None, audio_path: str | None = None) -> dict[str, Any]:
+def failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
+               sha256: str | None = None, audio_path: str | None = None) -> dict[str, Any]:
+    """The audio_checks row of a song whose audio could not be measured (``status`` = ``reason``).
+
+    Audio that could not be had (:data:`~sunorecsys.audio.errors.UNAVAILABLE_REASONS`: missing,
+    fetch failed, host down, ...) was never heard: ``technical_score`` NaN, no hard fail, so the
+    song stays unscored rather than scored 0. Audio that was had and is broken (unreadable, empty,
+    too short) is a defect of the song: ``technical_score`` 0 and a hard fail.
+    """
+    unheard = reason in UNAVAILABLE_REASONS
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(song_id=song_id, status=reason, detail=detail, metadata_duration_s=metadata_duration_s,
-               technical_score=0.0, hard_fail=True, hard_fail_reasons=[reason], audio_sha256=sha256,
-               checks_version=CHECKS_VERSION, audio_path=audio_path, hard_fail_detail=f"{reason}: {detail}")
+               technical_score=math.nan if unheard else 0.0, hard_fail=not unheard,
+               hard_fail_reasons=[] if unheard else [reason], audio_sha256=sha256,
+               checks_version=CHECKS_VERSION, audio_path=audio_path,
+               hard_fail_detail=None if unheard else f"{reason}: {detail}")
     return row
 
 
@@ -372,13 +384,13 @@ def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
                                min_seconds=MIN_SECONDS, on_block=meter)
         measures = signal_measures(decoded.samples, decoded.sample_rate, levels=meter.result())
     except AudioUnavailable as exc:
-        return _failed_row(song_id, exc.reason, exc.detail, metadata_duration,
+        return failed_row(song_id, exc.reason, exc.detail, metadata_duration,
                            audio_path=str(path) if path else None)
     except MemoryError as exc:
-        return _failed_row(song_id, OUT_OF_MEMORY, f"MemoryError: {exc}", metadata_duration,
+        return failed_row(song_id, OUT_OF_MEMORY, f"MemoryError: {exc}", metadata_duration,
                            audio_path=str(path) if path else None)
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop the catalogue
-        return _failed_row(song_id, CHECK_FAILED, f"{type(exc).__name__}: {exc}", metadata_duration,
+        return failed_row(song_id, CHECK_FAILED, f"{type(exc).__name__}: {exc}", metadata_duration,
                            audio_path=str(path) if path else None)
     # The whole stream's decoded length, never a header's claim (an MP3's Xing header of a partial
     # download still claims the whole upload's length).
@@ -440,7 +452,7 @@ def _records(songs: pd.DataFrame) -> list[dict]:
 
 def _crashed_row(job: tuple[dict, str, dict], detail: str) -> dict[str, Any]:
     song = job[0]
-    return _failed_row(song.get("song_id"), WORKER_CRASHED, detail, _number(song.get("duration_s")))
+    return failed_row(song.get("song_id"), WORKER_CRASHED, detail, _number(song.get("duration_s")))
 
 
 def _run_isolated(jobs: list, indices: list[int], memory_limit_mb: int | None,

@@ -11,10 +11,16 @@ FETCH_REFUSED = "fetch_refused"  # URL scheme/host outside the allow-list, or an
 FETCH_FAILED = "fetch_failed"  # network error, HTTP error status, timeout
 TOO_LARGE = "too_large"        # the remote file exceeds the size cap
 OUTSIDE_ROOTS = "audio_path_outside_roots"  # audio_path resolves outside the configured audio roots
+HOST_DOWN = "host_down"        # not tried: its host failed repeatedly in this run (circuit breaker open)
 
 REASONS: frozenset[str] = frozenset(
-    {MISSING, UNREADABLE, EMPTY, TOO_SHORT, FETCH_REFUSED, FETCH_FAILED, TOO_LARGE, OUTSIDE_ROOTS}
+    {MISSING, UNREADABLE, EMPTY, TOO_SHORT, FETCH_REFUSED, FETCH_FAILED, TOO_LARGE, OUTSIDE_ROOTS, HOST_DOWN}
 )
+# The audio could not be had at all: nobody heard it, so it says nothing about the song's quality.
+# Such a song is *unscored* (reason "audio_unavailable: <reason>"), never scored 0, and later runs
+# retry it. The other reasons (unreadable, empty, too_short) are audio that was had and is broken.
+UNAVAILABLE_REASONS: frozenset[str] = frozenset(
+    {MISSING, FETCH_REFUSED, FETCH_FAILED, TOO_LARGE, HOST_DOWN, OUTSIDE_ROOTS})
 
 
 class AudioUnavailable(Exception):

@@ -2,7 +2,8 @@
 
 Order (ARCHITECTURE.md): ``song['audio_path']`` -> ``<data>/audio/<song_id>.<ext>`` -> ``audio_url``
 fetched under an allow-list of hosts and schemes, with a timeout and a size cap, written atomically
-to ``<data>/audio/<song_id>.<ext>`` so the next run finds it locally.
+to ``<data>/audio/<song_id>.<ext>`` so the next run finds it locally. Many songs at once, in
+parallel with a per-host circuit breaker: :mod:`sunorecsys.audio.fetching`.
 
 Unsafe song ids (not ``[A-Za-z0-9_-]{1,128}``) never reach a path: they fail with reason
 ``fetch_refused`` (no extra reason, so the table's status set stays the documented one).
@@ -10,13 +11,15 @@ Unsafe song ids (not ``[A-Za-z0-9_-]{1,128}``) never reach a path: they fail wit
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
+import socket
+import ssl
 import tempfile
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -98,17 +101,25 @@ def _check_url(url: str, allowed_hosts: Iterable[str], schemes: Iterable[str]) -
         raise AudioUnavailable(FETCH_REFUSED, f"host {host or '(none)'!r} not in the allow-list: {url}")
 
 
-class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only to a URL that passes the same allow-list (else fetch_refused)."""
+class HostUnreachable(AudioUnavailable):
+    """``fetch_failed`` because of the host, not the song: refused, timed out, stalled past the
+    deadline, a DNS failure or an HTTP 5xx. The circuit breaker (audio/fetching.py) counts these."""
 
-    def __init__(self, allowed_hosts: Iterable[str], schemes: Iterable[str]) -> None:
-        super().__init__()
-        self.allowed_hosts = frozenset(allowed_hosts)
-        self.schemes = frozenset(schemes)
+    def __init__(self, detail: str = "", song_id: str | None = None) -> None:
+        super().__init__(FETCH_FAILED, detail, song_id)
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        _check_url(newurl, self.allowed_hosts, self.schemes)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+
+
+def _connect(url: str, remaining: float) -> http.client.HTTPConnection:
+    parts = urllib.parse.urlsplit(url)
+    timeout = max(remaining, 0.001)
+    if parts.scheme.lower() == "https":
+        return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=ssl.create_default_context())
+    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
 
 def fetch_audio(
@@ -124,10 +135,14 @@ def fetch_audio(
     """Download ``url`` into ``audio_dir/<song_id>.<ext>`` (atomic rename) and return the path.
 
     Refused (``fetch_refused``) unless the scheme is http(s) and in ``schemes`` and the host in
-    ``allowed_hosts`` (redirects too). ``timeout_s`` bounds each socket wait and the whole transfer;
+    ``allowed_hosts`` (each redirect too, at most 5). ``timeout_s`` is a hard wall-clock deadline
+    for the whole download (connect, headers, body): a host that stalls or drips bytes is cut off
+    at the deadline, not per chunk (a watchdog shuts the socket down, which wakes any blocked read).
     ``max_bytes`` is checked against Content-Length and while streaming (``too_large``). The
     extension comes from what soundfile recognises in the bytes; undecodable bytes are not kept
-    (``unreadable``). Network and HTTP errors are ``fetch_failed``.
+    (``unreadable``). HTTP 4xx is ``fetch_failed``; host trouble (refused, timed out, stalled,
+    DNS, HTTP 5xx) is :class:`HostUnreachable` (also ``fetch_failed``). Name resolution is not
+    under the deadline (the resolver has its own timeouts).
     """
     if not is_safe_song_id(song_id):
         raise AudioUnavailable(FETCH_REFUSED, f"unsafe song_id {song_id!r} never becomes a file name")
@@ -135,33 +150,88 @@ def fetch_audio(
     _check_url(url, allowed_hosts, schemes)
     audio_dir = Path(audio_dir)
     audio_dir.mkdir(parents=True, exist_ok=True)
-    opener = urllib.request.build_opener(_AllowListRedirects(allowed_hosts, schemes))
-    request = urllib.request.Request(url, headers={"User-Agent": "sunorecsys-audio/1"})
     deadline = time.monotonic() + timeout_s
     fd, tmp_name = tempfile.mkstemp(prefix=f".{song_id}.", suffix=".part", dir=audio_dir)
     tmp = Path(tmp_name)
+    conn: http.client.HTTPConnection | None = None
+    response: http.client.HTTPResponse | None = None
+    watchdog: threading.Timer | None = None
+    expired = threading.Event()
+
+    def cut_off(sock: socket.socket) -> None:
+        expired.set()
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    received = 0
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with opener.open(request, timeout=timeout_s) as response:
-                    length = response.headers.get("Content-Length")
-                    if length is not None and length.isdigit() and int(length) > max_bytes:
-                        raise AudioUnavailable(TOO_LARGE, f"Content-Length {length} > {max_bytes} bytes: {url}")
-                    received = 0
-                    while chunk := response.read(_CHUNK):
-                        received += len(chunk)
-                        if received > max_bytes:
-                            raise AudioUnavailable(TOO_LARGE, f"more than {max_bytes} bytes streamed: {url}")
-                        if time.monotonic() > deadline:
-                            raise AudioUnavailable(FETCH_FAILED, f"transfer exceeded {timeout_s} s: {url}")
-                        out.write(chunk)
+                for _hop in range(MAX_REDIRECTS + 1):
+                    conn = _connect(url, deadline - time.monotonic())
+                    conn.connect()
+                    sock = conn.sock
+                    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), cut_off, args=(sock,))
+                    watchdog.daemon = True
+                    watchdog.start()
+                    parts = urllib.parse.urlsplit(url)
+                    conn.request("GET", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")),
+                                 headers={"User-Agent": "sunorecsys-audio/1"})
+                    response = conn.getresponse()
+                    if response.status not in _REDIRECTS:
+                        break
+                    location = response.getheader("Location")
+                    watchdog.cancel()
+                    response.close()
+                    conn.close()
+                    if not location:
+                        raise AudioUnavailable(FETCH_FAILED, f"HTTP {response.status} without Location: {url}")
+                    url = urllib.parse.urljoin(url, location)
+                    _check_url(url, allowed_hosts, schemes)
+                else:
+                    raise AudioUnavailable(FETCH_FAILED, f"more than {MAX_REDIRECTS} redirects: {url}")
+                if response.status >= 500:
+                    raise HostUnreachable(f"HTTP {response.status} {response.reason}: {url}")
+                if response.status >= 400:
+                    raise AudioUnavailable(FETCH_FAILED, f"HTTP {response.status} {response.reason}: {url}")
+                length = response.getheader("Content-Length")
+                if length is not None and length.isdigit() and int(length) > max_bytes:
+                    raise AudioUnavailable(TOO_LARGE, f"Content-Length {length} > {max_bytes} bytes: {url}")
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline "
+                                              f"({received} bytes received): {url}")
+                    sock.settimeout(remaining)
+                    # read1: whatever arrived (one recv), so a drip of 1 byte/s still reaches the
+                    # deadline test above instead of blocking until 64 KiB have come.
+                    chunk = response.read1(_CHUNK)
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    if received > max_bytes:
+                        raise AudioUnavailable(TOO_LARGE, f"more than {max_bytes} bytes streamed: {url}")
+                    out.write(chunk)
             except AudioUnavailable:
                 raise
-            except urllib.error.HTTPError as exc:
-                raise AudioUnavailable(FETCH_FAILED, f"HTTP {exc.code} {exc.reason}: {url}") from exc
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                # socket.timeout is an OSError (TimeoutError); URLError wraps connect failures.
-                raise AudioUnavailable(FETCH_FAILED, f"{type(exc).__name__}: {exc}: {url}") from exc
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                # refused, reset, timed out (socket.timeout is an OSError), DNS, or the watchdog cut it
+                if expired.is_set() or time.monotonic() >= deadline - 0.05:
+                    raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline "
+                                          f"({received} bytes received): {url}") from exc
+                raise HostUnreachable(f"{type(exc).__name__}: {exc}: {url}") from exc
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                # the response holds the socket (makefile): close both, or the fd outlives the call
+                if response is not None:
+                    response.close()
+                if conn is not None:
+                    conn.close()
+        if expired.is_set() and received == 0:
+            raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline: {url}")
         if received == 0:
             raise AudioUnavailable(FETCH_FAILED, f"empty response body: {url}")
         try:

@@ -22,4 +22,10 @@ def attach_song_context(frame: pd.DataFrame, songs: pd.DataFrame) -> pd.DataFram
     columns = [c for c in SONG_CONTEXT_COLUMNS if c in songs.columns]
     context = songs[["song_id", *columns]].drop_duplicates("song_id")
     base = frame.drop(columns=[c for c in columns if c in frame.columns])
+    # An empty day gives frames whose song_id column pandas typed float64 (no values to infer
+    # from); ids are strings, so both sides join as object and an empty day merges to an empty frame.
+    if base["song_id"].dtype != object:
+        base = base.assign(song_id=base["song_id"].astype(object))
+    if context["song_id"].dtype != object:
+        context = context.assign(song_id=context["song_id"].astype(object))
     return base.merge(context, on="song_id", how="left", validate="many_to_one")

@@ -4,6 +4,11 @@ Sources are joined by ``song_id`` (never by position). The model sources are wei
 0.6 Music Flamingo, 0.4 Audiobox) and the weights renormalised over the sources a song has; when a
 song has no model score its signal technical score stands in (source ``signal``); a signal
 hard fail (silent, undecodable, ...) forces the score to 0 whatever the models said.
+
+Unscored is not bad: a song whose audio could not be had (missing file, fetch failed, host down)
+was never heard, so it gets no score (NaN, never 0.0) and ``unscored_reason``
+``"audio_unavailable: <reason>"``; recommenders treat it by their ``missing_quality`` policy.
+A song no source covers at all is ``"no_source"``.
 """
 
 from __future__ import annotations
@@ -12,10 +17,23 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from sunorecsys.audio.errors import UNAVAILABLE_REASONS
 
 DEFAULT_WEIGHTS: dict[str, float] = {"music_flamingo": 0.6, "audiobox": 0.4}
 BLEND_COLUMNS = ["song_id", "quality_score", "sources", "coverage", "hard_fail",
-                 "flamingo_score", "audiobox_score", "technical_score"]
+                 "flamingo_score", "audiobox_score", "technical_score", "unscored_reason"]
+# Arrow types of the blend's columns, so an empty day writes the same schema as a full one.
+BLEND_SCHEMA = pa.schema([
+    pa.field("song_id", pa.string()), pa.field("quality_score", pa.float64()),
+    pa.field("sources", pa.list_(pa.string())), pa.field("coverage", pa.float64()),
+    pa.field("hard_fail", pa.bool_()), pa.field("flamingo_score", pa.float64()),
+    pa.field("audiobox_score", pa.float64()), pa.field("technical_score", pa.float64()),
+    pa.field("unscored_reason", pa.string()),
+])
+UNAVAILABLE_PREFIX = "audio_unavailable: "
+NO_SOURCE = "no_source"
 _OK = ("ok", "partial")
 
 
@@ -45,6 +63,8 @@ def combine_quality_scores(audio_checks: pd.DataFrame | None = None, flamingo: p
     overall_quality_score. audiobox: song_id, status, audiobox_score. weights: over 'music_flamingo'
     and 'audiobox' (non-negative, not all zero). quality_score in [0, 1], NaN when no source;
     coverage = sum of the model weights present / their total (0 for signal-only).
+    unscored_reason: None when scored; ``"audio_unavailable: <status>"`` when audio_checks' status
+    says the audio could not be had (it needs a ``status`` column for that), else ``"no_source"``.
     """
     w = dict(DEFAULT_WEIGHTS if weights is None else weights)
     unknown = set(w) - set(DEFAULT_WEIGHTS)
@@ -56,6 +76,7 @@ def combine_quality_scores(audio_checks: pd.DataFrame | None = None, flamingo: p
     abox = pd.Series(dtype=float)
     tech = pd.Series(dtype=float)
     hard = pd.Series(dtype=bool)
+    unheard = pd.Series(dtype=object)
     if flamingo is not None:
         flam = _usable(_one_per_song(flamingo, "flamingo", "overall_quality_score"), "overall_quality_score")
         ids |= set(flamingo["song_id"].astype(str))
@@ -68,8 +89,14 @@ def combine_quality_scores(audio_checks: pd.DataFrame | None = None, flamingo: p
         tech = pd.Series(pd.to_numeric(checks["technical_score"], errors="coerce").to_numpy(float), index=sid)
         hard = pd.Series(checks["hard_fail"].astype("boolean").fillna(False).to_numpy(dtype=bool)
                          if "hard_fail" in checks.columns else np.zeros(len(checks), bool), index=sid)
+        if "status" in checks.columns:
+            status = pd.Series(checks["status"].astype(object).to_numpy(), index=sid)
+            unheard = status[status.isin(UNAVAILABLE_REASONS)]
+            # rows written before unheard audio stopped counting as a hard fail: not a defect either
+            hard = hard & ~hard.index.isin(unheard.index)
         ids |= set(sid)
-    out = pd.DataFrame({"song_id": sorted(ids)})
+    # object dtype even when empty: an empty day must not turn song_id into float64
+    out = pd.DataFrame({"song_id": pd.Series(sorted(ids), dtype=object)})
     out["flamingo_score"] = out["song_id"].map(flam).astype(float)
     out["audiobox_score"] = out["song_id"].map(abox).astype(float)
     out["technical_score"] = out["song_id"].map(tech).astype(float)
@@ -83,10 +110,14 @@ def combine_quality_scores(audio_checks: pd.DataFrame | None = None, flamingo: p
     signal_only = (weight_sum == 0) & out["technical_score"].notna()
     quality = model_score.where(weight_sum > 0, out["technical_score"].where(signal_only))
     quality = quality.where(~out["hard_fail"], 0.0)
+    quality = quality.where(~(out["song_id"].isin(unheard.index) & (weight_sum == 0)), np.nan)  # old rows: 0
     out["quality_score"] = quality.clip(0.0, 1.0).astype(float)
     out["coverage"] = (weight_sum / sum(w.values())).astype(float)
-    out["sources"] = [
+    out["sources"] = pd.Series([
         [name for name, present in (("music_flamingo", f), ("audiobox", a), ("signal", s or h)) if present]
         for f, a, s, h in zip(has_f, has_a, signal_only, out["hard_fail"])
-    ]
+    ], index=out.index, dtype=object)
+    reason = out["song_id"].map(unheard).map(lambda r: f"{UNAVAILABLE_PREFIX}{r}", na_action="ignore")
+    out["unscored_reason"] = reason.where(out["quality_score"].isna(), None).astype(object)
+    out.loc[out["quality_score"].isna() & out["unscored_reason"].isna(), "unscored_reason"] = NO_SOURCE
     return out[BLEND_COLUMNS]

@@ -12,9 +12,15 @@ import pyarrow.dataset as pads
 from sunorecsys.catalog.schema import INTERACTIONS_SCHEMA, REJECTED_SCHEMA, SONGS_SCHEMA
 from sunorecsys.warehouse.parquet import write_partition
 from sunorecsys_pipeline.assets.common import OWNERS
-from sunorecsys_pipeline.checks import SONGS_CHECKS, unique_song_ids
-from sunorecsys_pipeline.metadata import counts_md, histogram_md, table_metadata
-from sunorecsys_pipeline.partitions import daily_partitions, partition_bounds
+from sunorecsys_pipeline.checks import (
+    RAW_SONGS_CHECKS,
+    SONGS_CHECKS,
+    combine,
+    songs_within_partitions,
+    unique_song_ids,
+)
+from sunorecsys_pipeline.metadata import counts_md, for_days, histogram_md, table_metadata
+from sunorecsys_pipeline.partitions import daily_partitions, outside_message, partition_bounds
 from sunorecsys_pipeline.resources import DataRootResource
 
 MAX_LOGGED_REJECTIONS = 200
@@ -23,6 +29,7 @@ SONG_PREVIEW_COLUMNS = ["song_id", "title", "handle", "created_at", "duration_s"
 
 @dg.asset(
     group_name="catalog", owners=OWNERS, kinds={"python", "parquet"}, code_version="raw_songs/1",
+    check_specs=RAW_SONGS_CHECKS,
     description="The Suno catalogue files in data/raw/ (*.json, *.jsonl: a list, {'songs': [...]} or "
                 "JSON Lines) parsed and validated into data/processed/songs.parquet; rejected records "
                 "go to the rejected_songs table with a reason.",
@@ -49,11 +56,10 @@ def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) ->
     days = songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d") if len(songs) else pd.Series([])
     keys = set(daily_partitions.get_partition_keys())
     outside = sorted(set(days) - keys)
+    n_outside = int(days.isin(outside).sum()) if outside else 0
+    message = outside_message(outside, n_outside) if outside else ""
     if outside:
-        context.log.warning(
-            f"{int(days.isin(outside).sum())} songs fall on days outside the partitions "
-            f"({outside[0]} .. {outside[-1]}): set SUNORECSYS_PARTITIONS_START earlier, or wait for the "
-            "day to end (today's songs are scored tomorrow night)")
+        context.log.warning(message)
     per_day = collections.Counter(days)
     return dg.MaterializeResult(metadata={
         **table_metadata(songs[[c for c in SONG_PREVIEW_COLUMNS if c in songs]], paths.processed_songs),
@@ -65,36 +71,52 @@ def raw_songs(context: dg.AssetExecutionContext, data_root: DataRootResource) ->
         "rejected_path": dg.MetadataValue.path(str(rejected_path)),
         "duplicates": dg.MetadataValue.int(int(result.duplicates)),
         "songs_per_day": counts_md(dict(sorted(per_day.items())), "date", "songs"),
-        "songs_outside_partitions": dg.MetadataValue.int(int(days.isin(outside).sum()) if outside else 0),
+        "songs_outside_partitions": dg.MetadataValue.int(n_outside),
         "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
-    })
+    }, check_results=[songs_within_partitions(n_outside, message)])
 
 
 @dg.asset(
     group_name="catalog", owners=OWNERS, kinds={"parquet"}, code_version="songs/1",
-    partitions_def=daily_partitions, deps=[raw_songs], check_specs=SONGS_CHECKS,
+    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[raw_songs], check_specs=SONGS_CHECKS,
     description="The songs table, one Parquet file per UTC day of created_at "
-                "(data/warehouse/songs/date=YYYY-MM-DD/part-0.parquet, written atomically).",
+                "(data/warehouse/songs/date=YYYY-MM-DD/part-0.parquet, written atomically; an empty "
+                "day writes an empty file with the same schema). A range of days runs as one step.",
 )
 def songs(context: dg.AssetExecutionContext, data_root: DataRootResource) -> dg.MaterializeResult:
     paths = data_root.paths
-    key = context.partition_key
+    keys = context.partition_keys
     if not paths.processed_songs.exists():
         raise dg.Failure(description=f"{paths.processed_songs} is missing: materialize raw_songs first",
                          allow_retries=False)
-    start, end = partition_bounds(key)
+    start, _ = partition_bounds(keys[0])
+    _, end = partition_bounds(keys[-1])
     ts = pa.timestamp("us", tz="UTC")
     created = pads.field("created_at")
     table = pads.dataset(paths.processed_songs).to_table(
         filter=(created >= pa.scalar(start, ts)) & (created < pa.scalar(end, ts)))
-    path = write_partition(table, paths.warehouse_dir, "songs", key, schema=SONGS_SCHEMA)
-    frame = table.to_pandas()
-    context.log.info(f"songs {key}: {len(frame)} songs -> {path}")
+    table = table.cast(SONGS_SCHEMA) if table.schema != SONGS_SCHEMA else table
+    everything = table.to_pandas()
+    day_of = (everything["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d") if len(everything)
+              else pd.Series([], dtype=object))
+    checks, per_day, path = [], {}, None
+    for key in keys:
+        mask = (day_of == key).to_numpy()
+        path = write_partition(table.filter(pa.array(mask, pa.bool_())), paths.warehouse_dir, "songs", key,
+                               schema=SONGS_SCHEMA)
+        frame = everything[mask]
+        per_day[key] = len(frame)
+        checks.append((key, unique_song_ids(frame)))
+    context.log.info(f"songs {keys[0]}..{keys[-1]}: {len(everything)} songs in {len(keys)} day(s)")
     return dg.MaterializeResult(
-        metadata={**table_metadata(frame[[c for c in SONG_PREVIEW_COLUMNS if c in frame]], path),
-                  "duration_s": histogram_md(frame.get("duration_s", []), f"song duration {key}",
-                                             "seconds", value_range=None)},
-        check_results=[unique_song_ids(frame)])
+        metadata=for_days({**table_metadata(everything[[c for c in SONG_PREVIEW_COLUMNS if c in everything]],
+                                            path if len(keys) == 1 else None),
+                           "days": dg.MetadataValue.int(len(keys)),
+                           "songs_per_day": counts_md({k: v for k, v in per_day.items() if v}, "date", "songs"),
+                           "duration_s": histogram_md(everything.get("duration_s", []), f"song duration {keys[0]}",
+                                                      "seconds", value_range=None)}, len(keys)),
+        check_results=[combine(checks)])
 
 
 @dg.asset(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 import pandas as pd
 
@@ -9,6 +11,12 @@ from sunorecsys.paths import DataPaths
 from sunorecsys.warehouse.parquet import partition_path
 
 OWNERS = ["team:recsys"]
+
+# The daily assets use BackfillPolicy.single_run() on purpose (a range of days in one step: a
+# backfill pays Dagster's start-up once). Dagster 1.13 still calls the parameter beta and warns at
+# every code-location load; the behaviour we rely on is tested (tests/test_pipeline_runs.py).
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` of function `asset`",
+                        category=dg.BetaWarning)
 
 # Model scoring runs one step at a time per GPU: pool "gpu" (limit 1 in dagster.yaml) locally, and
 # on Kubernetes (dagster-k8s k8s_job_executor) each step's pod asks for one nvidia.com/gpu.

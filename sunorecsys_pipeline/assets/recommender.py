@@ -74,6 +74,11 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
     from sunorecsys.recommenders.hybrid import HybridRecommender
 
     paths = data_root.paths
+    if not len(read_table(paths.warehouse_dir, "songs", columns=["song_id"])):
+        # nothing ingested yet (the first days were empty): nothing to fit, the run is still good
+        context.log.info("no songs yet: nothing to fit")
+        return dg.MaterializeResult(metadata={"songs": dg.MetadataValue.int(0),
+                                              "note": dg.MetadataValue.text("no songs yet: not fitted")})
     song_rows = _songs_frame(paths)
     events = read_table(paths.warehouse_dir, "interactions")
     if not paths.flamingo_scores_file.exists():
@@ -152,6 +157,11 @@ def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, byte
 def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridRecommenderConfig,
                            data_root: DataRootResource) -> dg.MaterializeResult:
     paths = data_root.paths
+    if not len(read_table(paths.warehouse_dir, "songs", columns=["song_id"])) or \
+            not len(read_table(paths.warehouse_dir, "interactions", columns=["user_id"])):
+        context.log.info("no songs or no listening events yet: nothing to evaluate")
+        return dg.MaterializeResult(metadata={"note": dg.MetadataValue.text(
+            "no songs or no listening events yet: not evaluated")})
     metrics, plot_png, extra = evaluate(paths, config)
     path = write_partition(metrics, paths.warehouse_dir, "evaluation")
     meta = table_metadata(metrics, path)
