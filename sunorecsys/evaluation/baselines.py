@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sunorecsys.recommenders.base import limit_blas_threads
+from sunorecsys.recommenders.ease import ease_weights
 
 
 def _seed_rows(seed_lists: list[np.ndarray], n_items: int) -> sp.csr_matrix:
@@ -66,22 +67,6 @@ def als_baseline(factors: int = 64, iterations: int = 15, random_state: int = 7)
     model = AlternatingLeastSquares(factors=factors, iterations=iterations, random_state=random_state,
                                     num_threads=1)
     return ImplicitBaseline(f"bare ALS ({factors} factors, {iterations} it.)", model, fold_in=True)
-
-
-def ease_weights(user_items: sp.csr_matrix, l2: float) -> np.ndarray:
-    """EASE (Steck 2019) closed form on the binarised matrix: items x items, zero diagonal, float32.
-
-    Dense in the number of items: n^2 floats and an n^3 solve (10,000 items: 400 MB, about a
-    minute on 2 cores); callers limit it to the items that fit.
-    """
-    binary = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    binary.data[:] = 1.0
-    gram = (binary.T @ binary).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += l2
-    precision = np.linalg.inv(gram)
-    weights = precision / (-np.diag(precision))
-    weights[np.diag_indices_from(weights)] = 0.0
-    return weights.astype(np.float32)
 
 
 class EaseBaseline:
