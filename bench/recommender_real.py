@@ -32,7 +32,7 @@ from sunorecsys.recommenders.base import SongIndex
 from sunorecsys.recommenders.listening_log import build_user_items
 
 CHANNEL_WEIGHTS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-                   "user": "user_weight", "quality": "quality_weight"}
+                   "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
 
 
 def unheard(ranked, heard, n):
@@ -47,6 +47,19 @@ def hybrid_lists(model, users, seeds, heard, n):
         by_seeds = [unheard([r["song_id"] for r in model.recommend(song_ids=seeds[u], n=n + len(heard[u]))],
                             heard[u], n) for u in users]
     return by_user, by_seeds
+
+
+def cold_recall(model, split, index, users, n):
+    """Recall@n (user queries) of held-out songs nobody had listened to in the training log."""
+    cold = set(index.ids[model.cold_])
+    pairs = [(u, s) for u in users for s in split.test[u] if s in cold]
+    if not pairs:
+        print("cold-start: no held-out song is new to the training log")
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hits = sum(s in {r["song_id"] for r in model.recommend(user_id=u, n=n)} for u, s in pairs)
+    print(f"cold-start: {len(pairs)} held-out (listener, new song) pairs; recall@{n} of new songs {hits / len(pairs):.3f}")
 
 
 def main() -> int:
@@ -105,7 +118,11 @@ def main() -> int:
             record(f"  its {channel} channel alone", *hybrid_lists(alone, users, split.seeds, heard, args.n), 0.0)
     stats = getattr(model, "fit_stats_", {})
     if "fusion" in stats:
-        print(f"learned fusion: {stats['fusion']}")
+        fusion = stats["fusion"]
+        print(f"learned fusion: weights {fusion.get('weights')}, history half-life {fusion.get('half_life')}, "
+              f"cold scale {fusion.get('cold_scale')}; validation NDCG@10 {fusion.get('validation_ndcg@10')} vs "
+              f"single channels {fusion.get('single_channel_ndcg@10')}; sizes {stats.get('channel_sizes')}")
+    cold_recall(model, split, index, users, args.n)
 
     print(f"\n| method | NDCG@{args.n} user / seeds | recall@{args.n} user / seeds | coverage@{args.n} user / seeds "
           f"| fit s |")

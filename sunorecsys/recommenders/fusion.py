@@ -59,9 +59,13 @@ def rank_scores(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, np.float64)
     if len(scores) == 0:
         return np.empty(0, np.float32)
-    from scipy.stats import rankdata
-
-    rank = rankdata(-scores, method="average") - 1.0
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order]
+    new_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(new_run)
+    ends = np.concatenate([starts[1:], [len(scores)]])
+    rank = np.empty(len(scores), np.float64)
+    rank[order] = ((starts + ends - 1) / 2.0)[np.cumsum(new_run) - 1]
     return (1.0 / np.log2(2.0 + rank)).astype(np.float32)
 
 

@@ -76,6 +76,21 @@ class Features:
     ideal: np.ndarray         # per group: ideal DCG@K
     n_groups: int
 
+    @property
+    def group_start(self) -> np.ndarray:
+        """First row of each group (rows are sorted by group)."""
+        if getattr(self, "_starts", None) is None:
+            counts = np.bincount(self.group, minlength=self.n_groups)
+            self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return self._starts
+
+    @property
+    def tiebreak_dense(self) -> np.ndarray:
+        """The tie-break ranks renumbered 0..m-1 over these rows (same order, fewer bits)."""
+        if getattr(self, "_dense", None) is None or len(self._dense) != len(self.tiebreak):
+            self._dense = np.unique(self.tiebreak, return_inverse=True)[1].astype(np.int64)
+        return self._dense
+
 
 def build_features(lists_per_user: list[dict[str, Candidates]], targets: list[np.ndarray], channels: list[str],
                    cold: np.ndarray, votes: np.ndarray, tiebreak: np.ndarray) -> Features:
@@ -118,11 +133,15 @@ def useful_rows(f: Features) -> Features:
                     f.label[keep], f.group[keep], f.ideal, f.n_groups)
 
 
+SCORE_STEPS = 100_000     # scores are compared to 1e-5 (equal below that: the tie-break decides)
+
+
 def ndcg(f: Features, weights: np.ndarray, quality_weight: float = 0.0, cold_scale: float = 0.0) -> float:
-    """Mean NDCG@K over every validation listener (those without a hit among the candidates score 0)."""
-    if f.n_groups == 0:
-        return 0.0
-    if len(f.group) == 0:
+    """Mean NDCG@K over every validation listener (those without a hit among the candidates score 0).
+
+    One integer sort key per row (group, score to 1e-5, tie-break rank): one argsort per call.
+    """
+    if f.n_groups == 0 or len(f.group) == 0:
         return 0.0
     score = f.X @ weights.astype(np.float32)
     if cold_scale > 0:
@@ -130,10 +149,17 @@ def ndcg(f: Features, weights: np.ndarray, quality_weight: float = 0.0, cold_sca
         score = np.where(f.cold, np.maximum(score, floor), score)
     if quality_weight:
         score = score + quality_weight * f.quality
-    order = np.lexsort((f.tiebreak, -np.round(score, 6), f.group))
+    quantised = np.round(score.astype(np.float64) * SCORE_STEPS).astype(np.int64)
+    quantised = quantised.max() - quantised                      # best first
+    tb_bits = max(int(f.tiebreak_dense.max()).bit_length(), 1)
+    score_bits = max(int(quantised.max()).bit_length(), 1)
+    if tb_bits + score_bits + max(f.n_groups.bit_length(), 1) < 63:
+        key = (f.group << (score_bits + tb_bits)) | (quantised << tb_bits) | f.tiebreak_dense
+        order = np.argsort(key, kind="stable")
+    else:  # very large validation sets: three-key sort
+        order = np.lexsort((f.tiebreak_dense, quantised, f.group))
     grp = f.group[order]
-    starts = np.searchsorted(grp, grp, side="left")
-    pos = np.arange(len(grp)) - starts
+    pos = np.arange(len(grp)) - f.group_start[grp]       # rows of one group stay contiguous
     top = (pos < K) & f.label[order]
     dcg = np.bincount(grp[top], weights=1.0 / np.log2(pos[top] + 2.0), minlength=f.n_groups)
     ideal = np.where(f.ideal > 0, f.ideal, 1.0)

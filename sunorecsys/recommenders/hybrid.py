@@ -67,6 +67,8 @@ PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "qu
 DEFAULT_COLD_SCALE = 0.35
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
+HALF_LIFE_USERS = 300
+VALIDATION_DEPTH = 50     # candidates per channel in validation (a top 10 rarely comes from deeper)     # listeners on which the history half-life is picked
 
 
 class HybridRecommender:
@@ -297,7 +299,7 @@ class HybridRecommender:
         channels = [c for c in QUERY_CHANNELS if hasattr(probe, f"{c}_")]
         votes = probe.quality_.votes(np.arange(len(self.songs_)))
         rng = np.random.default_rng(self.random_state)
-        depth = min(self.candidates_per_channel, 100)
+        depth = min(self.candidates_per_channel, VALIDATION_DEPTH)
         fixed = {c: w for c, w in given.items() if w is not None and c != "quality"}
         fixed_quality = given["quality"]
         learned: dict = {"learned": True, "validation_users": len(split.rows),
@@ -305,24 +307,31 @@ class HybridRecommender:
                          "cold_targets": int(sum(probe.cold_[t].sum() for t in split.targets)),
                          "weights": {}, "validation_ndcg@10": {}, "single_channel_ndcg@10": {}}
 
-        def features(lists):
-            return build_features(lists, split.targets, channels, probe.cold_, votes, probe.tiebreak_)
-
         # user_id queries: each listener's remaining history, newest first, recency-weighted
         histories = [probe._history_of_row(int(r)) for r in split.rows]
-        choices = sizing.HALF_LIFE_CHOICES if self.history_half_life == "learned" else (self.half_life,)
-        best_hl, best_value, best_feats = None, -1.0, None
-        for hl in choices:
-            lists = [probe._lists(channels, h[: self.history_seeds],
-                                  sizing.recency_weights(min(len(h), self.history_seeds), hl), h, int(r), depth)
-                     for h, r in zip(histories, split.rows)]
-            f = features(lists)
-            value = max(ndcg(f, np.eye(len(channels))[i]) for i in range(len(channels)))
-            if value > best_value + 1e-9:
-                best_hl, best_value, best_feats = hl, value, f
+
+        def user_features(hl, groups):
+            return build_features([probe._lists(channels, histories[g][: self.history_seeds],
+                                                 sizing.recency_weights(min(len(histories[g]), self.history_seeds), hl),
+                                                 histories[g], int(split.rows[g]), depth) for g in groups],
+                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_)
+
+        # the history half-life: the one whose best single channel does best, on up to HALF_LIFE_USERS listeners
+        all_groups = np.arange(len(split.rows))
+        best_hl = self.half_life
+        if self.history_half_life == "learned":
+            few = np.sort(rng.choice(all_groups, size=min(HALF_LIFE_USERS, len(all_groups)), replace=False))
+            scores = {}
+            for hl in sizing.HALF_LIFE_CHOICES:
+                f = user_features(hl, few)
+                scores[hl] = max(ndcg(f, np.eye(len(channels))[i]) for i in range(len(channels)))
+            best_hl = max(scores, key=lambda hl: (scores[hl], -(hl or 1e9)))
+            learned["half_life_ndcg@10"] = {str(k): round(v, 5) for k, v in scores.items()}
+        best_feats = user_features(best_hl, all_groups)
         learned["half_life"] = best_hl
         seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
-        seed_feats = features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)])
+        seed_feats = build_features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)],
+                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_)
         for mode, f in (("user", best_feats), ("seeds", seed_feats)):
             result = search_weights(f, fixed=fixed, fixed_quality=fixed_quality)
             learned["weights"][mode] = {**result.weights, "quality": result.quality_weight}
