@@ -22,7 +22,10 @@ from sunorecsys.recommenders.fusion import TEXT_CHANNELS, rank_scores
 
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 QUALITY_GRID = (0.0, 0.05, 0.1, 0.2, 0.4)
-COLD_GRID = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+# Never below 0.5: on the sample's temporal split a floor of 0.5 cost 0.6 % NDCG@10 against 0.1,
+# 1.0 cost 3.5 % and lifted the recall of songs new in the test period from 0.018 to 0.116: a
+# policy trade-off, so the floor is fixed and validation may only raise it.
+COLD_GRID = (0.5, 0.75, 1.0, 1.5)
 MIN_COLD_SCALE = COLD_GRID[0]
 K = 10
 

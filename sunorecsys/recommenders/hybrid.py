@@ -64,7 +64,7 @@ QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease")
 # Used when the log is too small to learn from (fewer than MIN_VALIDATION_USERS listeners to hold
 # out): text carries most, since co-listening on a handful of listeners is mostly noise.
 PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2}
-DEFAULT_COLD_SCALE = 0.35
+DEFAULT_COLD_SCALE = 0.5
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
 HALF_LIFE_USERS = 300
