@@ -67,7 +67,7 @@ PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "qu
 DEFAULT_COLD_SCALE = 0.5
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
-HALF_LIFE_USERS = 300
+HALF_LIFE_USERS = 200
 VALIDATION_DEPTH = 50     # candidates per channel in validation (a top 10 rarely comes from deeper)     # listeners on which the history half-life is picked
 
 
@@ -95,7 +95,7 @@ class HybridRecommender:
                  item_cf_params: dict | None = None, content_params: dict | None = None,
                  prompt_params: dict | None = None, user_params: dict | None = None,
                  ease_weight: float | None = None, ease_params: dict | None = None,
-                 history_half_life: float | str | None = "learned", validation_users: int = 2000,
+                 history_half_life: float | str | None = "learned", validation_users: int = 1000,
                  random_state: int = 0) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
