@@ -180,8 +180,13 @@ class LearnedWeights:
 
 
 def search_weights(f: Features, *, learn: list[str] | None = None, fixed: dict[str, float] | None = None,
-                   fixed_quality: float | None = None, passes: int = 3, tol: float = 1e-4) -> LearnedWeights:
-    """Coordinate ascent from the best single channel; ``fixed`` channel weights are kept as given."""
+                   fixed_quality: float | None = None, passes: int = 3, rel_tol: float = 0.002) -> LearnedWeights:
+    """Coordinate ascent from the best single channel; ``fixed`` channel weights are kept as given.
+
+    A move is taken only when it gains more than ``rel_tol`` (relative, at least 1e-4 absolute):
+    on a few hundred validation listeners smaller gains are noise, and accepting them gives weight
+    to channels that carry none.
+    """
     f = useful_rows(f) if len(f.group) else f
     channels = f.channels
     fixed = dict(fixed or {})
@@ -199,6 +204,10 @@ def search_weights(f: Features, *, learn: list[str] | None = None, fixed: dict[s
         w = start
     qw = 0.0 if fixed_quality is None else float(fixed_quality)
     best = ndcg(f, w, qw)
+
+    def gain(value: float, reference: float) -> bool:
+        return value > reference + max(1e-4, rel_tol * reference)
+
     for _ in range(passes):
         changed = False
         for c in learn:
@@ -209,19 +218,19 @@ def search_weights(f: Features, *, learn: list[str] | None = None, fixed: dict[s
                 if trial.sum() <= 0:
                     continue
                 value = ndcg(f, trial, qw)
-                if value > best + tol:
+                if gain(value, best):
                     best, w, changed = value, trial, True
         if fixed_quality is None:
             for v in QUALITY_GRID:
                 value = ndcg(f, w, v)
-                if value > best + tol:
+                if gain(value, best):
                     best, qw, changed = value, v, True
         if not changed:
             break
     cold_scale, with_cold = MIN_COLD_SCALE, ndcg(f, w, qw, MIN_COLD_SCALE)
     for v in COLD_GRID[1:]:
         value = ndcg(f, w, qw, v)
-        if value > with_cold + tol:
+        if gain(value, with_cold):
             cold_scale, with_cold = v, value
     return LearnedWeights({c: round(float(x), 4) for c, x in zip(channels, w)}, float(qw), float(cold_scale),
                           round(with_cold, 5), {c: round(v, 5) for c, v in single.items()}, best_single)
