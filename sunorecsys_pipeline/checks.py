@@ -196,6 +196,21 @@ def finite_or_nan(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
 
 
+def fusion_vs_baselines(comparisons: pd.DataFrame,
+                        check_name: str = "fusion_vs_baselines") -> dg.AssetCheckResult:
+    """WARN when, in some protocol, the whole 95 % interval of fusion minus the best bare baseline is below 0."""
+    rows = comparisons.to_dict(orient="records") if comparisons is not None else []
+    judged = [r for r in rows if r.get("best_baseline")]
+    losing = [r for r in judged if r.get("fusion_loses")]
+    lines = [f"{r['protocol']}: fusion - {r['best_baseline']} = {r['difference']:+.4f} "
+             f"(95% CI {r['ci_low']:+.4f}..{r['ci_high']:+.4f}, {r['users']} users)" for r in judged]
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=not losing, severity=dg.AssetCheckSeverity.WARN,
+        description=("the fusion loses to a bare baseline: " if losing else "no loss beyond the interval: ")
+        + ("; ".join(lines) if lines else "nothing to compare (no judged users)"),
+        metadata={"protocols_compared": len(judged), "protocols_losing": len(losing)})
+
+
 # --- the specs each asset declares (names used by the assets and the tests) ---
 
 def specs(asset: str, names: Sequence[str], blocking: bool = False) -> list[dg.AssetCheckSpec]:
@@ -209,6 +224,8 @@ def specs(asset: str, names: Sequence[str], blocking: bool = False) -> list[dg.A
         "parse_failure_rate": "the share of unparseable Music Flamingo answers is below the configured ceiling",
         "songs_within_partitions": "warning: every ingested song falls on a daily partition (else set "
                                    "SUNORECSYS_PARTITIONS_START)",
+        "fusion_vs_baselines": "the fusion does not lose to the best bare baseline (BM25, ALS, EASE) beyond the "
+                               "paired bootstrap 95% interval, in any evaluation protocol (WARN)",
     }
     return [dg.AssetCheckSpec(name=name, asset=asset, blocking=blocking, description=descriptions[name])
             for name in names]
@@ -225,5 +242,6 @@ QUALITY_CHECKS = (specs("quality_scores",
                         ["unique_song_ids", "scores_in_range", "songs_accounted_for", "parse_failure_rate"],
                         blocking=True)
                   + specs("quality_scores", ["heard_share"]))
+EVALUATION_CHECKS = specs("recommender_evaluation", ["fusion_vs_baselines"])
 FLAMINGO_SCORE_COLUMNS = [*DIMENSIONS, "overall_quality_score"]
 QUALITY_SCORE_COLUMNS = ["quality_score", "flamingo_score", "audiobox_score", "technical_score"]

@@ -102,3 +102,49 @@ def synthetic_catalogue(seed: int = 3):
     interactions = pd.DataFrame(events, columns=["user_id", "song_id", "timestamp", "event", "weight"])
     quality = {s: 0.8 for s in songs["song_id"]}
     return songs, interactions, quality
+
+
+WORDS = ["amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor", "indigo", "jasper", "krill",
+         "lagoon", "marble", "nectar", "onyx", "pebble", "quartz", "russet", "sierra", "tundra"]
+
+
+def clustered_catalogue(n_genres: int = 8, songs_per_genre: int = 30, n_users: int = 240,
+                        listens: tuple[int, int] = (12, 30), informative_text: bool = True, seed: int = 5):
+    """Songs in genres and listeners loyal to one genre (90 %), songs drawn by a power law within it.
+
+    ``informative_text`` False: tags, genre and prompt are random words, independent of the genre
+    the listeners follow (text channels are pure noise); True: they name the song's genre.
+    Returns (songs, interactions) with one timestamped play per (listener, song).
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_genres):
+        for i in range(songs_per_genre):
+            if informative_text:
+                tags = [f"style{g}", f"mood{g}", WORDS[g % len(WORDS)]]
+                prompt = f"a {WORDS[g % len(WORDS)]} song in style{g}"
+            else:
+                tags = list(rng.choice(WORDS, size=3, replace=False))
+                prompt = "a " + " ".join(rng.choice(WORDS, size=4)) + " song"
+            title = f"song {g}.{i}" if informative_text else f"song {rng.integers(10 ** 6)}"
+            rows.append({"song_id": f"g{g}-s{i}", "title": title, "user_id": f"maker-{rng.integers(40)}",
+                         "tags": tags, "genre": tags[0], "prompt": prompt})
+    songs = pd.DataFrame(rows)
+    events = []
+    t0 = pd.Timestamp("2026-06-01", tz="UTC")
+    for u in range(n_users):
+        fav = u % n_genres
+        count = int(rng.integers(*listens))
+        picked: set[str] = set()
+        for j in range(count * 3):
+            if len(picked) >= count:
+                break
+            g = fav if rng.random() < 0.9 else int(rng.integers(n_genres))
+            i = min(int(songs_per_genre * rng.random() ** 2), songs_per_genre - 1)
+            song = f"g{g}-s{i}"
+            if song in picked:
+                continue
+            picked.add(song)
+            events.append((f"listener-{u}", song, t0 + pd.Timedelta(hours=u * 0.1 + j), "play", 1.0))
+    interactions = pd.DataFrame(events, columns=["user_id", "song_id", "timestamp", "event", "weight"])
+    return songs, interactions

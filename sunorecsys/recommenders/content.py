@@ -1,10 +1,16 @@
-"""Item content: songs whose tags and genre read alike (TF-IDF, word + character n-grams)."""
+"""Item content: songs whose tags and genre read alike (TF-IDF, word + character n-grams).
+
+A song's text is its raw tags (whatever the creator typed, sentences included), the canonical
+genre / mood / instrument words ``catalog.genres`` reads in them (so "lofi", "Lo-Fi beats" and
+"ローファイ" share the word "lo-fi"), and the genre column.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from sunorecsys.catalog.genres import canonical_tag_text, split_tags
 from sunorecsys.recommenders.text_index import TextSimilarityChannel
 
 
@@ -17,10 +23,16 @@ def _tags_text(value) -> str:
 
 
 class ContentChannel(TextSimilarityChannel):
-    """Tags + genre (genre written twice: it is the one curated field)."""
+    """Raw tags + their canonical facet words + genre (genre written twice: it is the one curated field)."""
     name = "content"
 
     def song_texts(self, songs: pd.DataFrame) -> list[str]:
         tags = songs["tags"] if "tags" in songs else pd.Series([None] * len(songs))
         genre = songs["genre"].fillna("").astype(str) if "genre" in songs else pd.Series([""] * len(songs))
-        return [f"{_tags_text(t)} {g} {g}".strip() for t, g in zip(tags, genre)]
+        return [f"{_tags_text(t)} {_canonical(t)} {g} {g}".strip() for t, g in zip(tags, genre)]
+
+
+def _canonical(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return canonical_tag_text(split_tags(list(value) if not isinstance(value, str) else value))

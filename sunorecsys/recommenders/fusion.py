@@ -1,15 +1,24 @@
-"""Fusion: weighted sum of per-channel scores, each scaled to [0, 1] first; then the quality rules.
+"""Fusion: weighted sum of per-channel rank scores; new songs by their text; then the quality rules.
 
 Order of operations (each step documented because each one changes what users see):
-1. each channel's list is scaled to [0, 1] (``normalise_scores``) and multiplied by its weight;
+1. each channel's list becomes rank scores (``rank_scores``: 1 / log2(2 + rank), songs tied in a
+   channel share their mean rank), multiplied by the channel's weight. Ranks, not raw scores over
+   the list maximum: a weak channel whose many candidates tie at its top no longer adds its full
+   weight to all of them (MovieLens-100K: 11 candidates tied at the top of the content channel
+   for the median query);
 2. lists are merged by song (scores add up; the proposing channels are remembered);
-3. the quality channel adds ``quality_weight * quality`` to every merged candidate;
-4. seeds (and a listener's heard songs) are excluded;
-5. the quality threshold is applied last, on the merged list: a song scoring below it is removed;
+3. cold songs (no listens in the fitted log) cannot be proposed by the log channels, so they
+   also get ``cold_scale * (sum of the channel weights) * text`` where text is the mean rank score
+   of the content and prompt channels: a fusion that learned to ignore text for warm songs still
+   reaches the songs added last night;
+4. the quality channel adds ``quality_weight * quality`` to every merged candidate;
+5. seeds (and a listener's heard songs) are excluded;
+6. the quality threshold is applied last, on the merged list: a song scoring below it is removed;
    a song with no quality score follows ``missing_quality``: "keep" (default, flagged
    ``quality_missing``) or "drop";
-6. at most ``max_per_creator`` songs of one creator, then the best ``n``;
-7. if fewer than ``n`` remain, the list is topped up from the quality channel's ranking
+7. at most ``max_per_creator`` songs of one creator, then the best ``n``; equal scores are
+   ordered by ``tiebreak`` (quality, then listeners, then a hash of the id: never catalogue order);
+8. if fewer than ``n`` remain, the list is topped up from the quality channel's ranking
    (well-scored, most listened songs), ranked after every real match and under the same rules.
    A top-up row's score is 0.
 """
@@ -20,9 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sunorecsys.recommenders.base import Candidates, normalise_scores
+from sunorecsys.recommenders.base import Candidates
 
-CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality")
+CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease")
+TEXT_CHANNELS = ("content", "prompt")
 MISSING_QUALITY_POLICIES = ("keep", "drop")
 
 
@@ -44,27 +54,67 @@ def passes_quality(quality: np.ndarray, threshold: float | None, missing_quality
     return np.where(scored, np.nan_to_num(quality, nan=-1.0) >= threshold, missing_quality == "keep")
 
 
+def rank_scores(scores: np.ndarray) -> np.ndarray:
+    """1 / log2(2 + rank) of each score in its list (rank 0 = best; ties share their mean rank), float32."""
+    scores = np.asarray(scores, np.float64)
+    if len(scores) == 0:
+        return np.empty(0, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order]
+    new_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(new_run)
+    ends = np.concatenate([starts[1:], [len(scores)]])
+    rank = np.empty(len(scores), np.float64)
+    rank[order] = ((starts + ends - 1) / 2.0)[np.cumsum(new_run) - 1]
+    return (1.0 / np.log2(2.0 + rank)).astype(np.float32)
+
+
+def tiebreak_order(quality: np.ndarray, popularity: np.ndarray, song_ids) -> np.ndarray:
+    """Rank of every song for equal fused scores (0 = first): higher quality, more listeners, id hash."""
+    import zlib
+
+    q = np.nan_to_num(np.asarray(quality, np.float64), nan=-1.0)
+    digest = np.fromiter((zlib.crc32(str(s).encode()) for s in song_ids), np.int64, count=len(q))
+    order = np.lexsort((digest, -np.asarray(popularity, np.float64), -q))
+    rank = np.empty(len(q), np.int64)
+    rank[order] = np.arange(len(q))
+    return rank
+
+
 def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np.ndarray,
          quality_votes, creators: np.ndarray, exclude: np.ndarray, rules: FusionRules, n: int,
-         fallback: Candidates | None = None) -> list[dict]:
-    """Merge channel lists into at most ``n`` rows: idx, score, quality, quality_missing, channels, channel_scores."""
+         fallback: Candidates | None = None, cold: np.ndarray | None = None, cold_scale: float = 0.0,
+         tiebreak: np.ndarray | None = None) -> list[dict]:
+    """Merge channel lists into at most ``n`` rows: idx, score, quality, quality_missing, channels, channel_scores.
+
+    ``cold``: per song, True when it has no listens (step 3); ``tiebreak``: per song, its rank
+    among equal scores (``tiebreak_order``; None = song index).
+    """
     idx_parts, val_parts, bit_parts, norm_parts = [], [], [], []
+    text_weight = sum(float(weights.get(c, 0.0)) for c in CHANNEL_NAMES if c != "quality")
     for bit, name in enumerate(CHANNEL_NAMES):
         cand = lists.get(name)
         w = float(weights.get(name, 0.0))
-        if name == "quality" or cand is None or len(cand) == 0 or w <= 0:
+        floor = name in TEXT_CHANNELS and cold is not None and cold_scale > 0 and text_weight > 0
+        if name == "quality" or cand is None or len(cand) == 0 or (w <= 0 and not floor):
             continue
-        norm = normalise_scores(cand.scores)
-        idx_parts.append(cand.idx)
+        norm = rank_scores(cand.scores)
+        idx = cand.idx
+        if w <= 0:  # a text channel the fusion ignores still speaks for cold songs (step 3)
+            keep = cold[idx]
+            idx, norm = idx[keep], norm[keep]
+            if len(idx) == 0:
+                continue
+        idx_parts.append(idx)
         val_parts.append(norm * w)
         norm_parts.append(norm)
-        bit_parts.append(np.full(len(cand), bit, np.int64))
+        bit_parts.append(np.full(len(idx), bit, np.int64))
     q_weight = float(weights.get("quality", 0.0))
     if not idx_parts and fallback is not None and len(fallback):
         # only the quality channel speaks (or nothing else found anything): its ranking is the list
         idx_parts.append(fallback.idx)
         val_parts.append(np.zeros(len(fallback), np.float32))
-        norm_parts.append(normalise_scores(fallback.scores))
+        norm_parts.append(rank_scores(fallback.scores))
         bit_parts.append(np.full(len(fallback), CHANNEL_NAMES.index("quality"), np.int64))
         fallback = None
     if not idx_parts:
@@ -72,6 +122,15 @@ def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np
     all_idx = np.concatenate(idx_parts)
     pool, inv = np.unique(all_idx, return_inverse=True)
     score = np.bincount(inv, weights=np.concatenate(val_parts), minlength=len(pool))
+    if cold is not None and cold_scale > 0:
+        text = np.zeros(len(pool), np.float64)
+        offset = 0
+        for bits_part, norm in zip(bit_parts, norm_parts):
+            if CHANNEL_NAMES[int(bits_part[0])] in TEXT_CHANNELS:
+                text += np.bincount(inv[offset:offset + len(norm)], weights=norm, minlength=len(pool))
+            offset += len(norm)
+        floor = cold_scale * text_weight * text / len(TEXT_CHANNELS)
+        score = np.where(cold[pool], np.maximum(score, floor), score)
     if q_weight > 0:
         score = score + q_weight * quality_votes(pool)
     bits = np.zeros(len(pool), np.int64)
@@ -93,7 +152,7 @@ def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np
     if rules.quality_threshold is not None or rules.missing_quality == "drop":
         keep &= passes_quality(quality[pool], rules.quality_threshold, rules.missing_quality)
     pool, score, bits = pool[keep], score[keep], bits[keep]
-    order = np.lexsort((pool, -score))
+    order = np.lexsort((pool if tiebreak is None else tiebreak[pool], -np.round(score, 9)))
     rows: list[dict] = []
     per_creator: dict[int, int] = {}
     for k in order:

@@ -1,9 +1,11 @@
-"""The guide's ``HybridRecommender``: five channels fused on one scale, quality filter last.
+"""The guide's ``HybridRecommender``: channels fused by rank with weights learned at fit time, quality filter last.
 
 Channels (one module each): item CF (co-listening, ``item_cf.py``), item content (tags and genre,
 ``content.py``), prompt similarity (``prompt_similarity.py``), user (ALS fold-in + same creator,
-``user.py``) and quality (``quality_channel.py``). ``fusion.py`` documents how their lists are
-merged and filtered. The constructor only stores parameters; ``fit`` learns (state ends in ``_``).
+``user.py``), EASE (``ease.py``) and quality (``quality_channel.py``). ``fusion.py`` documents how
+their lists are merged and filtered, ``fusion_learning.py`` how the weights are learned from the
+newest part of the log being fitted. The constructor only stores parameters; ``fit`` learns
+(state ends in ``_``).
 
 ``recommend`` returns a list of dicts (``rank, song_id, title, creator, score, quality_score,
 quality_missing, channels, channel_scores``). Seed ids not in the catalogue are reported in
@@ -22,9 +24,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from sunorecsys.recommenders.base import SongIndex
+from sunorecsys.recommenders import sizing
+from sunorecsys.recommenders.base import Candidates, SongIndex
 from sunorecsys.recommenders.content import ContentChannel
-from sunorecsys.recommenders.fusion import CHANNEL_NAMES, FusionRules, fuse
+from sunorecsys.recommenders.ease import EaseChannel
+from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, FusionRules, fuse, tiebreak_order
+from sunorecsys.recommenders.fusion_learning import build_features, holdout_split, ndcg, search_weights
 from sunorecsys.recommenders.item_cf import ItemCFChannel
 from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
@@ -51,24 +56,47 @@ def read_default_interactions() -> pd.DataFrame | None:
     return frame
 
 
+WEIGHT_PARAMS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
+                 "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
+GUIDE_CHANNELS = ("item_cf", "content", "prompt", "user", "quality")
+LOG_CHANNELS = ("item_cf", "user", "ease")
+QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease")
+# Used when the log is too small to learn from (fewer than MIN_VALIDATION_USERS listeners to hold
+# out): text carries most, since co-listening on a handful of listeners is mostly noise.
+PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2}
+DEFAULT_COLD_SCALE = 0.5
+MIN_VALIDATION_USERS = 5
+SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
+HALF_LIFE_USERS = 200
+VALIDATION_DEPTH = 50     # candidates per channel in validation (a top 10 rarely comes from deeper)     # listeners on which the history half-life is picked
+
+
 class HybridRecommender:
-    """Weights are relative (they need not sum to 1); each channel's scores are in [0, 1] before weighting.
+    """Weights are relative (they need not sum to 1) and apply to rank scores in [0, 1].
+
+    A weight left at ``None`` (the default) is learned by ``fit`` on the newest part of the log
+    (``fit_stats_["fusion"]`` says what was learned and its validation NDCG@10); a weight given
+    is used as given. When all five of the guide's weights are given, the EASE channel is off
+    unless ``ease_weight`` is given too (the guide's five-channel fusion, exactly).
 
     ``quality_threshold`` in [0, 1] applies when ``use_quality_filter``; ``missing_quality`` is the
     policy for unscored songs ("keep", flagged, or "drop"); ``max_per_creator`` caps one creator's
     songs in a list (None = no cap); ``candidates_per_channel`` is how deep each channel looks;
-    ``history_seeds`` is how many of a listener's strongest songs seed a ``user_id`` query.
+    ``history_seeds`` is how many of a listener's newest songs seed a ``user_id`` query, weighted
+    0.5 ** (age / ``history_half_life``) (age in songs; "learned" = picked on the validation split,
+    None = no decay). ``validation_users`` bounds the listeners held out to learn the fusion.
     """
 
-    # Default weights: tuned on the sample catalogue with a validation split inside the training
-    # period (fit before 60 % of the log, judged on 60-80 %); the guide's own weights are
-    # 0.25 / 0.30 / 0.20 / 0.20 / 0.10. Prompts carry little signal beyond tags there.
-    def __init__(self, item_cf_weight: float = 0.30, item_content_weight: float = 0.35,
-                 prompt_weight: float = 0.05, user_weight: float = 0.30, quality_weight: float = 0.10,
+    def __init__(self, item_cf_weight: float | None = None, item_content_weight: float | None = None,
+                 prompt_weight: float | None = None, user_weight: float | None = None,
+                 quality_weight: float | None = None,
                  quality_threshold: float = 0.4, use_quality_filter: bool = True, missing_quality: str = "keep",
                  max_per_creator: int | None = 3, candidates_per_channel: int = 200, history_seeds: int = 50,
                  item_cf_params: dict | None = None, content_params: dict | None = None,
-                 prompt_params: dict | None = None, user_params: dict | None = None) -> None:
+                 prompt_params: dict | None = None, user_params: dict | None = None,
+                 ease_weight: float | None = None, ease_params: dict | None = None,
+                 history_half_life: float | str | None = "learned", validation_users: int = 1000,
+                 random_state: int = 0) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -84,12 +112,46 @@ class HybridRecommender:
         self.content_params = content_params
         self.prompt_params = prompt_params
         self.user_params = user_params
+        self.ease_weight = ease_weight
+        self.ease_params = ease_params
+        self.history_half_life = history_half_life
+        self.validation_users = validation_users
+        self.random_state = random_state
 
     # -- settings ---------------------------------------------------------------------------------
+    def given_weights(self) -> dict[str, float | None]:
+        """The constructor's weights by channel (None = learned at fit)."""
+        given = {c: getattr(self, p) for c, p in WEIGHT_PARAMS.items()}
+        if given["ease"] is None and all(given[c] is not None for c in GUIDE_CHANNELS):
+            given["ease"] = 0.0
+        return given
+
+    def fusion_weights(self, mode: str = "user") -> dict[str, float]:
+        """Effective weights for a ``user_id`` query ("user") or a seed query ("seeds")."""
+        learned = getattr(self, "fusion_", {}).get("weights", {}).get(mode, {})
+        out = {}
+        for c, w in self.given_weights().items():
+            if w is None:
+                w = learned.get(c, PRIOR_WEIGHTS[c])
+            out[c] = float(w)
+        if "ease" in out and not hasattr(self, "ease_"):
+            out["ease"] = 0.0
+        return out
+
     @property
     def weights(self) -> dict[str, float]:
-        return {"item_cf": self.item_cf_weight, "content": self.item_content_weight,
-                "prompt": self.prompt_weight, "user": self.user_weight, "quality": self.quality_weight}
+        """The seed-query weights (the guide's five channels and EASE)."""
+        return self.fusion_weights("seeds")
+
+    @property
+    def cold_scale(self) -> float:
+        return float(getattr(self, "fusion_", {}).get("cold_scale", DEFAULT_COLD_SCALE))
+
+    @property
+    def half_life(self) -> float | None:
+        if self.history_half_life == "learned":
+            return getattr(self, "fusion_", {}).get("half_life", 10.0)
+        return None if self.history_half_life is None else float(self.history_half_life)
 
     def get_params(self) -> dict:
         """The constructor's parameters (what ``save`` records and ``load`` passes back)."""
@@ -99,10 +161,11 @@ class HybridRecommender:
     def with_settings(self, **params) -> HybridRecommender:
         """A copy with other weights / filter settings sharing this one's fitted channels (no refit).
 
-        Only query-time settings may change (weights, threshold, filter, caps); channel
-        hyper-parameters need a new ``fit``.
+        Only query-time settings may change (weights, threshold, filter, caps, half-life); channel
+        hyper-parameters need a new ``fit``. A weight set to None falls back to the learned one.
         """
-        fixed = {"item_cf_params", "content_params", "prompt_params", "user_params"}
+        fixed = {"item_cf_params", "content_params", "prompt_params", "user_params", "ease_params",
+                 "validation_users", "random_state"}
         if fixed & set(params):
             raise ValueError(f"{sorted(fixed & set(params))} need a new fit")
         other = copy.copy(self)
@@ -115,11 +178,13 @@ class HybridRecommender:
     # -- fit --------------------------------------------------------------------------------------
     def fit(self, songs_df: pd.DataFrame, quality_scores_file: str | os.PathLike | None = None,
             interactions: pd.DataFrame | None = None, quality_scores=None) -> HybridRecommender:
-        """Learn every channel from the songs table, the listening log and the quality scores.
+        """Learn every channel and the fusion from the songs table, the listening log and the quality scores.
 
         ``interactions`` None reads the default data root's log (``read_interactions``); an absent
-        log leaves the CF and ALS channels empty (with a warning). ``quality_scores`` may be a
+        log leaves the CF, ALS and EASE channels empty (with a warning). ``quality_scores`` may be a
         DataFrame (``song_id, quality_score``) or a mapping; the file's entries win over it.
+        Weights left at None are learned on the newest songs of up to ``validation_users``
+        listeners (the log channels are fitted twice: without those songs, then on everything).
         """
         started = time.perf_counter()
         if "song_id" not in songs_df:
@@ -131,6 +196,7 @@ class HybridRecommender:
             interactions = read_default_interactions()
         user_items = build_user_items(interactions, self.songs_)
         self.user_items_ = user_items.matrix
+        self.pair_times_ = user_items.times
         self.users_ = user_items.users
         creators, _ = pd.factorize(
             songs["user_id"].astype("string") if "user_id" in songs else pd.Series([pd.NA] * len(songs)))
@@ -140,27 +206,30 @@ class HybridRecommender:
         self.creator_names_ = _creator_labels(songs)
 
         t = time.perf_counter()
-        self.item_cf_ = ItemCFChannel(**(self.item_cf_params or {})).fit(self.user_items_)
-        timings["item_cf"] = time.perf_counter() - t
-        t = time.perf_counter()
         self.content_ = ContentChannel(**(self.content_params or {})).fit(songs)
         timings["content"] = time.perf_counter() - t
         t = time.perf_counter()
         self.prompt_ = PromptChannel(**(self.prompt_params or {})).fit(songs)
         timings["prompt"] = time.perf_counter() - t
-        t = time.perf_counter()
-        self.user_ = UserChannel(**(self.user_params or {})).fit(self.user_items_, self.creators_)
-        timings["user"] = time.perf_counter() - t
-
         self.quality_filter_ = QualityFilter(quality_threshold=self.quality_threshold,
                                              quality_scores_file=quality_scores_file,
                                              quality_scores=quality_scores,
                                              missing_quality=self.missing_quality).fit(songs)
         quality = self.quality_filter_.quality_array(self.songs_.ids)
+
+        t = time.perf_counter()
+        self.fusion_ = self._learn_fusion(quality)
+        timings["fusion_validation"] = time.perf_counter() - t
+        for name, channel in self._fit_log_channels(self.user_items_, timings).items():
+            setattr(self, f"{name}_", channel)
         self.quality_ = QualityChannel().fit(quality, self.user_.popularity_)
+        self._set_query_state()
         self.fit_stats_ = {**user_items.stats, "songs": len(self.songs_),
                            "scored_songs": int(np.isfinite(quality).sum()),
                            "unscored_songs": int((~np.isfinite(quality)).sum()),
+                           "cold_songs": int(self.cold_.sum()),
+                           "channel_sizes": self._channel_sizes(),
+                           "fusion": self.fusion_,
                            "channel_fit_seconds": {k: round(v, 3) for k, v in timings.items()},
                            "fit_seconds": round(time.perf_counter() - started, 3),
                            "fitted_at": pd.Timestamp.now(tz="UTC").isoformat()}
@@ -171,23 +240,139 @@ class HybridRecommender:
         self.last_unknown_user: str | None = None
         return self
 
+    def _use_ease(self) -> bool:
+        return self.given_weights()["ease"] != 0.0
+
+    def _fit_log_channels(self, matrix, timings: dict | None = None) -> dict:
+        """item CF, ALS (+ creators) and EASE on ``matrix``, sized by ``sizing`` unless params say otherwise."""
+        timings = {} if timings is None else timings
+        warm = int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum())
+        cf_params = {"neighbours": sizing.bm25_neighbours(warm), **(self.item_cf_params or {})}
+        factors = (self.user_params or {}).get("factors", sizing.als_factors(matrix.nnz))
+        user_params = {"factors": factors, "regularization": sizing.als_regularization(factors),
+                       "alpha": 1.0, "iterations": 15, **(self.user_params or {})}
+        out = {}
+        t = time.perf_counter()
+        out["item_cf"] = ItemCFChannel(**cf_params).fit(matrix)
+        timings["item_cf"] = timings.get("item_cf", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        out["user"] = UserChannel(**user_params).fit(matrix, self.creators_)
+        timings["user"] = timings.get("user", 0.0) + time.perf_counter() - t
+        if self._use_ease() and matrix.nnz:
+            t = time.perf_counter()
+            out["ease"] = EaseChannel(**(self.ease_params or {})).fit(matrix)
+            timings["ease"] = timings.get("ease", 0.0) + time.perf_counter() - t
+        return out
+
+    def _set_query_state(self) -> None:
+        """Per-song arrays every query needs: cold songs and the tie-break order."""
+        self.cold_ = self.user_.popularity_ <= 0
+        self.tiebreak_ = tiebreak_order(self.quality_.quality_, self.user_.popularity_, self.songs_.ids)
+
+    def _channel_sizes(self) -> dict:
+        sizes = {"bm25_neighbours": self.item_cf_.neighbours, "als_factors": self.user_.factors,
+                 "als_regularization": self.user_.regularization}
+        if hasattr(self, "ease_"):
+            sizes.update({"ease_items": len(self.ease_.pool_), "ease_l2": round(self.ease_.l2_, 2)})
+        return sizes
+
+    # -- fusion learning --------------------------------------------------------------------------
+    def _learn_fusion(self, quality: np.ndarray) -> dict:
+        """Weights per query kind learned on held-out newest songs (``fusion_learning``); {} = nothing to learn."""
+        given = self.given_weights()
+        to_learn = [c for c, w in given.items() if w is None]
+        if not to_learn and self.history_half_life != "learned":
+            return {"learned": False, "reason": "every weight given"}
+        if self.user_items_.nnz == 0:
+            return {"learned": False, "reason": "no listening log"}
+        split = holdout_split(self.user_items_, self.pair_times_, max_users=self.validation_users,
+                              seed=self.random_state)
+        if len(split.rows) < MIN_VALIDATION_USERS:
+            return {"learned": False, "reason": f"{len(split.rows)} listeners with enough history to hold out "
+                                                f"(< {MIN_VALIDATION_USERS}): prior weights"}
+        probe = copy.copy(self)
+        probe.user_items_, probe.pair_times_ = split.train, split.train_times
+        for name, channel in self._fit_log_channels(split.train).items():
+            setattr(probe, f"{name}_", channel)
+        probe.quality_ = QualityChannel().fit(quality, probe.user_.popularity_)
+        probe._set_query_state()
+        channels = [c for c in QUERY_CHANNELS if hasattr(probe, f"{c}_")]
+        votes = probe.quality_.votes(np.arange(len(self.songs_)))
+        rng = np.random.default_rng(self.random_state)
+        depth = min(self.candidates_per_channel, VALIDATION_DEPTH)
+        fixed = {c: w for c, w in given.items() if w is not None and c != "quality"}
+        fixed_quality = given["quality"]
+        learned: dict = {"learned": True, "validation_users": len(split.rows),
+                         "held_out_songs": int(sum(len(t) for t in split.targets)),
+                         "cold_targets": int(sum(probe.cold_[t].sum() for t in split.targets)),
+                         "weights": {}, "validation_ndcg@10": {}, "single_channel_ndcg@10": {}}
+
+        # user_id queries: each listener's remaining history, newest first, recency-weighted
+        histories = [probe._history_of_row(int(r)) for r in split.rows]
+
+        def user_features(hl, groups):
+            return build_features([probe._lists(channels, histories[g][: self.history_seeds],
+                                                 sizing.recency_weights(min(len(histories[g]), self.history_seeds), hl),
+                                                 histories[g], int(split.rows[g]), depth) for g in groups],
+                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_)
+
+        # the history half-life: the one whose best single channel does best, on up to HALF_LIFE_USERS listeners
+        all_groups = np.arange(len(split.rows))
+        best_hl = self.half_life
+        if self.history_half_life == "learned":
+            few = np.sort(rng.choice(all_groups, size=min(HALF_LIFE_USERS, len(all_groups)), replace=False))
+            scores = {}
+            for hl in sizing.HALF_LIFE_CHOICES:
+                f = user_features(hl, few)
+                scores[hl] = max(ndcg(f, np.eye(len(channels))[i]) for i in range(len(channels)))
+            best_hl = max(scores, key=lambda hl: (scores[hl], -(hl or 1e9)))
+            learned["half_life_ndcg@10"] = {str(k): round(v, 5) for k, v in scores.items()}
+        best_feats = user_features(best_hl, all_groups)
+        learned["half_life"] = best_hl
+        seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
+        seed_feats = build_features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)],
+                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_)
+        for mode, f in (("user", best_feats), ("seeds", seed_feats)):
+            result = search_weights(f, fixed=fixed, fixed_quality=fixed_quality)
+            learned["weights"][mode] = {**result.weights, "quality": result.quality_weight}
+            learned["validation_ndcg@10"][mode] = result.ndcg
+            learned["single_channel_ndcg@10"][mode] = result.single
+            learned.setdefault("cold_scale_by_mode", {})[mode] = result.cold_scale
+        # one cold scale for both kinds of query: the smaller keeps warm lists safest
+        learned["cold_scale"] = min(learned["cold_scale_by_mode"].values())
+        return learned
+
     # -- query ------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "songs_"):
             raise RuntimeError("HybridRecommender is not fitted: call fit(songs_df, ...) or load(dir)")
 
     def channels(self) -> dict:
-        return {"item_cf": self.item_cf_, "content": self.content_, "prompt": self.prompt_,
-                "user": self.user_, "quality": self.quality_}
+        out = {"item_cf": self.item_cf_, "content": self.content_, "prompt": self.prompt_,
+               "user": self.user_, "quality": self.quality_}
+        if hasattr(self, "ease_"):
+            out["ease"] = self.ease_
+        return out
+
+    def _history_of_row(self, pos: int) -> np.ndarray:
+        start, end = self.user_items_.indptr[pos], self.user_items_.indptr[pos + 1]
+        items, weights = self.user_items_.indices[start:end], self.user_items_.data[start:end]
+        times = self.pair_times_[start:end] if self.pair_times_ is not None and len(self.pair_times_) else \
+            np.zeros(end - start, np.int64)
+        return items[np.lexsort((items, -weights, -times))].astype(np.int64)
 
     def user_history(self, user_id: str) -> np.ndarray:
-        """Song indices a known listener engaged with positively, strongest first (empty if unknown)."""
+        """Song indices a known listener engaged with positively, newest first (empty if unknown)."""
         pos = self.users_.get_indexer([str(user_id)])[0]
         if pos < 0:
             return np.empty(0, np.int64)
-        start, end = self.user_items_.indptr[pos], self.user_items_.indptr[pos + 1]
-        items, weights = self.user_items_.indices[start:end], self.user_items_.data[start:end]
-        return items[np.lexsort((items, -weights))].astype(np.int64)
+        return self._history_of_row(int(pos))
+
+    def _lists(self, names, seed_idx: np.ndarray, seed_weights: np.ndarray | None, exclude: np.ndarray,
+               user_row: int | None, depth: int) -> dict[str, Candidates]:
+        channels = self.channels()
+        return {name: channels[name].candidates(seed_idx, depth, exclude, user_row, seed_weights=seed_weights)
+                for name in names if name in channels}
 
     def recommend(self, song_ids: list[str] | None = None, n: int = 10, user_id: str | None = None) -> list[dict]:
         """Up to ``n`` recommendations for seed songs and/or a listener, best first.
@@ -205,6 +390,7 @@ class HybridRecommender:
             warnings.warn(f"{len(unknown)} seed id(s) not in the catalogue: {unknown[:5]}", stacklevel=2)
         user_row = None
         exclude = seed_idx
+        seed_weights = None
         if user_id is not None:
             pos = self.users_.get_indexer([str(user_id)])[0]
             if pos < 0:
@@ -212,22 +398,31 @@ class HybridRecommender:
                 warnings.warn(f"user {user_id!r} has no listening history", stacklevel=2)
             else:
                 user_row = int(pos)
-                history = self.user_history(user_id)
+                history = self._history_of_row(user_row)
                 exclude = np.union1d(seed_idx, history)
-                seed_idx = np.concatenate([seed_idx, history[: self.history_seeds]])
-        seed_idx = pd.unique(seed_idx).astype(np.int64)
+                recent = history[~np.isin(history, seed_idx)][: self.history_seeds]
+                seed_weights = np.concatenate([np.ones(len(seed_idx), np.float32),
+                                               sizing.recency_weights(len(recent), self.half_life)])
+                seed_idx = np.concatenate([seed_idx, recent])
+        keep = pd.Index(seed_idx).duplicated() == 0
+        seed_idx = seed_idx[keep].astype(np.int64)
+        if seed_weights is not None:
+            seed_weights = seed_weights[keep]
         if len(seed_idx) == 0 and user_row is None:
             return []
         depth = max(self.candidates_per_channel, n)
-        weights = self.weights
-        lists = {name: ch.candidates(seed_idx, depth, exclude, user_row)
-                 for name, ch in self.channels().items() if name != "quality" and weights[name] > 0}
+        weights = self.fusion_weights("user" if user_row is not None else "seeds")
+        cold_scale = self.cold_scale
+        wanted = [c for c in QUERY_CHANNELS if weights.get(c, 0.0) > 0
+                  or (c in TEXT_CHANNELS and cold_scale > 0)]
+        lists = self._lists(wanted, seed_idx, seed_weights, exclude, user_row, depth)
         rules = FusionRules(self.quality_threshold if self.use_quality_filter else None,
                             self.missing_quality if self.use_quality_filter else "keep",
                             self.max_per_creator)
         rows = fuse(lists, weights, quality=self.quality_.quality_, quality_votes=self.quality_.votes,
                     creators=self.creators_, exclude=exclude, rules=rules, n=n,
-                    fallback=self.quality_.candidates(seed_idx, depth, exclude))
+                    fallback=self.quality_.candidates(seed_idx, depth, exclude),
+                    cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_)
         out = []
         for rank, row in enumerate(rows, start=1):
             i = row.pop("idx")
@@ -252,10 +447,10 @@ class HybridRecommender:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> HybridRecommender:
-        """Load a saved model; never executes code from the files (``allow_pickle=False``)."""
+        """Load a saved model, every array checked first; never executes code from the files."""
         from sunorecsys.recommenders.persistence import load_recommender
 
-        return load_recommender(directory)
+        return load_recommender(directory, cls)
 
 
 def _creator_labels(songs: pd.DataFrame) -> np.ndarray:

@@ -55,10 +55,10 @@ class ItemCFChannel:
         return self
 
     def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None) -> Candidates:
+                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
         if len(seed_idx) == 0:
             return Candidates.empty()
-        cols, vals = sparse_row_sum(self.similarity_, np.asarray(seed_idx, np.int64))
+        cols, vals = sparse_row_sum(self.similarity_, np.asarray(seed_idx, np.int64), seed_weights)
         return best_of(cols, vals, n, exclude)
 
     def to_arrays(self) -> dict[str, np.ndarray]:

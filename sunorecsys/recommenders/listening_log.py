@@ -23,10 +23,15 @@ DEFAULT_EVENT_WEIGHTS = {"play": 1.0, "complete": 2.0, "like": 4.0, "skip": -1.0
 
 @dataclass
 class UserItems:
-    """``matrix`` is users x songs (float32, positive confidences); ``users`` names its rows."""
+    """``matrix`` is users x songs (float32, positive confidences); ``users`` names its rows.
+
+    ``times`` (int64, aligned with ``matrix.data``) is each pair's first event time in seconds since
+    the epoch (0 when the log has no timestamps): how recent a listener's songs are.
+    """
     matrix: sp.csr_matrix
     users: pd.Index
     stats: dict = field(default_factory=dict)
+    times: np.ndarray | None = None
 
     def row_of(self, user_id: str) -> int | None:
         pos = self.users.get_indexer([str(user_id)])[0]
@@ -79,7 +84,8 @@ def build_user_items(interactions: pd.DataFrame | None, songs: SongIndex) -> Use
     n_events = 0 if interactions is None else len(interactions)
     if n_events == 0:
         return UserItems(sp.csr_matrix((0, len(songs)), dtype=np.float32), pd.Index([], dtype=object),
-                         {"events": 0, "unknown_song_events": 0, "pairs": 0, "users": 0, "warm_songs": 0})
+                         {"events": 0, "unknown_song_events": 0, "pairs": 0, "users": 0, "warm_songs": 0},
+                         np.empty(0, np.int64))
     song_pos, _ = _codes(interactions["song_id"], songs.ids)
     user_code, users = _codes(interactions["user_id"], None)
     weights = event_weights(interactions)
@@ -89,17 +95,32 @@ def build_user_items(interactions: pd.DataFrame | None, songs: SongIndex) -> Use
     key = user_code[known] * np.int64(len(songs)) + song_pos[known]
     pairs, inverse = np.unique(key, return_inverse=True)
     total = np.bincount(inverse, weights=weights[known])
+    first = np.full(len(pairs), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, inverse, event_seconds(interactions)[known])
     positive = total > 0
-    pairs, total = pairs[positive], total[positive]
+    pairs, total, first = pairs[positive], total[positive], first[positive]
     rows, cols = pairs // len(songs), pairs % len(songs)
     # drop users left without any positive pair, keeping first-seen order of the rest
     used = np.unique(rows)
     remap = np.full(len(users), -1, np.int64)
     remap[used] = np.arange(len(used))
-    matrix = sp.csr_matrix((total.astype(np.float32), (remap[rows], cols)),
+    # ``pairs`` is sorted by (user code, song): CSR order once the user codes are remapped in order
+    new_rows = remap[rows]
+    order = np.lexsort((cols, new_rows))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(new_rows, minlength=len(used)))]).astype(np.int64)
+    matrix = sp.csr_matrix((total[order].astype(np.float32), cols[order].astype(np.int32), indptr),
                            shape=(len(used), len(songs)), dtype=np.float32)
-    matrix.sort_indices()
+    times = first[order]
     users = pd.Index(users[used].astype(str))
     stats = {"events": n_events, "unknown_song_events": unknown_events, "pairs": int(matrix.nnz),
              "users": len(users), "warm_songs": int((np.bincount(matrix.indices, minlength=len(songs)) > 0).sum())}
-    return UserItems(matrix, users, stats)
+    return UserItems(matrix, users, stats, times)
+
+
+def event_seconds(interactions: pd.DataFrame) -> np.ndarray:
+    """Event times in whole seconds since the epoch (int64); 0 where absent or unparseable."""
+    if "timestamp" not in interactions:
+        return np.zeros(len(interactions), np.int64)
+    times = pd.to_datetime(interactions["timestamp"], utc=True, errors="coerce")
+    seconds = times.to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000_000
+    return np.where(times.isna().to_numpy(), 0, seconds).astype(np.int64)

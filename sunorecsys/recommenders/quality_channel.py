@@ -33,7 +33,7 @@ class QualityChannel:
         return np.where(np.isfinite(q), q, self.neutral_).astype(np.float32)
 
     def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None) -> Candidates:
+                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
         ranking = self.ranking_
         if exclude is not None and len(exclude):
             ranking = ranking[~np.isin(ranking, exclude)]

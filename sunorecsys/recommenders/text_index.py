@@ -98,14 +98,15 @@ class TextSimilarityChannel:
         self.postings_ = prune_postings(matrix.T.tocsr(), self.max_postings)  # terms x songs
 
     def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None) -> Candidates:
+                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
         if len(seed_idx) == 0 or self.matrix_.shape[1] == 0:
             return Candidates.empty()
-        terms, weights = sparse_row_sum(self.matrix_, np.asarray(seed_idx, np.int64))
+        terms, weights = sparse_row_sum(self.matrix_, np.asarray(seed_idx, np.int64), seed_weights)
         if len(terms) > self.query_terms:
             keep = np.argpartition(-weights, self.query_terms - 1)[: self.query_terms]
             terms, weights = terms[keep], weights[keep]
-        cols, vals = sparse_row_sum(self.postings_, terms, weights / max(len(seed_idx), 1))
+        total = float(np.sum(seed_weights)) if seed_weights is not None else float(len(seed_idx))
+        cols, vals = sparse_row_sum(self.postings_, terms, weights / max(total, 1e-9))
         return best_of(cols, vals, n, exclude)
 
     def to_arrays(self) -> dict[str, np.ndarray]:

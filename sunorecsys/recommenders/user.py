@@ -84,24 +84,27 @@ class UserChannel:
                                             shape=(n_creators, len(creators)))
         self.creator_songs_.has_sorted_indices = False  # rows are in popularity order, not by column
 
-    def fold_in(self, seed_idx: np.ndarray) -> np.ndarray:
+    def fold_in(self, seed_idx: np.ndarray, seed_weights: np.ndarray | None = None) -> np.ndarray:
         """Factors of a new user who liked ``seed_idx`` (implicit's ``recalculate_user``)."""
         if not hasattr(self, "_fold_model"):
             model = self._model()
             model.item_factors = self.item_factors_
             model.user_factors = self.user_factors_
             self._fold_model = model
-        row = sp.csr_matrix((np.full(len(seed_idx), self.seed_confidence_, np.float32),
+        confidence = np.full(len(seed_idx), self.seed_confidence_, np.float32)
+        if seed_weights is not None:
+            confidence = confidence * np.asarray(seed_weights, np.float32)
+        row = sp.csr_matrix((confidence,
                              (np.zeros(len(seed_idx), np.int64), np.asarray(seed_idx, np.int64))),
                             shape=(1, self.item_factors_.shape[0]))
         return np.asarray(self._fold_model.recalculate_user(0, row), np.float32)
 
     def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None) -> Candidates:
+                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
         seed_idx = np.asarray(seed_idx, np.int64)
         parts = []
         if len(self.pool_) and (user_row is not None or len(seed_idx)):
-            vec = self.user_factors_[user_row] if user_row is not None else self.fold_in(seed_idx)
+            vec = self.user_factors_[user_row] if user_row is not None else self.fold_in(seed_idx, seed_weights)
             als = self._als_top(vec, n, exclude)
             parts.append((als, 1.0 - self.creator_share))
         creator = self._creator_candidates(seed_idx, exclude)

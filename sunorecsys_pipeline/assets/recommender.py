@@ -10,6 +10,7 @@ from sunorecsys.warehouse.parquet import read_table, write_partition
 from sunorecsys_pipeline.assets.catalog import interactions, songs
 from sunorecsys_pipeline.assets.common import OWNERS
 from sunorecsys_pipeline.assets.quality import music_flamingo_scores_file, quality_scores
+from sunorecsys_pipeline.checks import EVALUATION_CHECKS, fusion_vs_baselines
 from sunorecsys_pipeline.metadata import png_md, preview_md, table_metadata
 from sunorecsys_pipeline.resources import DataRootResource
 
@@ -19,13 +20,13 @@ EVALUATION_K = 10
 
 
 class HybridRecommenderConfig(dg.Config):
-    """Channel weights and the quality threshold (the guide's defaults)."""
+    """Channel weights (None = learned from the log at fit time) and the quality threshold."""
 
-    item_cf_weight: float = 0.25
-    item_content_weight: float = 0.30
-    prompt_weight: float = 0.20
-    user_weight: float = 0.20
-    quality_weight: float = 0.10
+    item_cf_weight: float | None = None
+    item_content_weight: float | None = None
+    prompt_weight: float | None = None
+    user_weight: float | None = None
+    quality_weight: float | None = None
     quality_threshold: float = 0.4
     use_quality_filter: bool = True
     recommendations_per_song: int = RECOMMENDATIONS_PER_SONG
@@ -117,8 +118,8 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
     })
 
 
-def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, bytes | None, dict]:
-    """Metrics table (one row per variant), the trade-off plot (PNG bytes) and extra metadata."""
+def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, bytes | None, dict, pd.DataFrame]:
+    """Metrics table (one row per protocol and variant), the trade-off plot (PNG), extra metadata, comparisons."""
     from sunorecsys.evaluation import evaluate_recommender
 
     song_rows = _songs_frame(paths)
@@ -130,7 +131,7 @@ def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, byte
     report = evaluate_recommender(
         song_rows, events, quality_scores_file=paths.flamingo_scores_file if paths.flamingo_scores_file.exists()
         else None, k=EVALUATION_K, params=_params(config), plot_path=plot_path)
-    table = report.table.copy()
+    table = pd.concat(list(report.tables.values()), ignore_index=True)
     table.insert(0, "evaluated_at", pd.Timestamp.now(tz="UTC"))
     table["split_time"] = pd.Timestamp(report.split_time)
     table["k"] = EVALUATION_K
@@ -142,16 +143,18 @@ def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, byte
         "test_events": dg.MetadataValue.int(int(report.details.get("test_events", 0))),
         "threshold_sweep": dg.MetadataValue.md(report.sweep.round(4).to_markdown(index=False)),
         "plot_path": dg.MetadataValue.path(str(plot_path)),
+        "fusion_vs_best_baseline": dg.MetadataValue.md(report.comparisons.round(4).to_markdown(index=False)),
     }
-    return table, plot, extra
+    return table, plot, extra, report.comparisons
 
 
 @dg.asset(
-    group_name="recommender", owners=OWNERS, kinds={"python", "parquet"}, code_version="evaluation/1",
-    deps=[hybrid_recommender, interactions, quality_scores],
-    description="Offline evaluation on a global temporal split, ranked against the full catalogue: "
-                "accuracy, coverage, popularity and quality of the recommendations with and without "
-                "the quality filter. Table: data/warehouse/evaluation/part-0.parquet; the metrics "
+    group_name="recommender", owners=OWNERS, kinds={"python", "parquet"}, code_version="evaluation/2",
+    deps=[hybrid_recommender, interactions, quality_scores], check_specs=EVALUATION_CHECKS,
+    description="Offline evaluation on a global temporal split and per-user leave-last-k, ranked "
+                "against the full catalogue, beside bare BM25/ALS/EASE: accuracy, coverage, cold-start "
+                "recall, popularity and quality of the recommendations with and without the quality "
+                "filter; warns when the fusion loses to the best bare baseline beyond its 95% interval. Table: data/warehouse/evaluation/part-0.parquet; the metrics "
                 "table and the trade-off plot show in the materialization metadata.",
 )
 def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridRecommenderConfig,
@@ -162,7 +165,7 @@ def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridReco
         context.log.info("no songs or no listening events yet: nothing to evaluate")
         return dg.MaterializeResult(metadata={"note": dg.MetadataValue.text(
             "no songs or no listening events yet: not evaluated")})
-    metrics, plot_png, extra = evaluate(paths, config)
+    metrics, plot_png, extra, comparisons = evaluate(paths, config)
     path = write_partition(metrics, paths.warehouse_dir, "evaluation")
     meta = table_metadata(metrics, path)
     shown = metrics.drop(columns=["evaluated_at", "split_time"], errors="ignore").round(4)
@@ -170,4 +173,4 @@ def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridReco
     if plot_png:
         meta["trade_off"] = png_md(plot_png, "quality filter trade-off")
     meta.update(extra)
-    return dg.MaterializeResult(metadata=meta)
+    return dg.MaterializeResult(metadata=meta, check_results=[fusion_vs_baselines(comparisons)])
