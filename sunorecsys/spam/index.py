@@ -6,8 +6,8 @@ relative offset; only candidates are *verified* by the bit error rate of the two
 aligned at that offset (``fingerprints.align``). Work grows with the number of postings and of
 shared words, not with the square of the catalogue.
 
-- Words are sampled by their value (a multiplicative hash of the word, kept when it falls in
-  1/``KEY_SAMPLING`` of the range), so a copy samples the same words as its original wherever they
+- Words are sampled by their value (a multiplicative hash of the word, kept when it falls in the
+  lowest 1/``KEY_SAMPLING`` of the 32-bit range), so a copy samples the same words as its original wherever they
   survived re-encoding: no alignment is needed to find each other.
 - A word held by more than ``MAX_SONGS_PER_KEY`` songs says nothing (silence, steady tones) and is
   skipped, which also bounds the pairs one word can produce.
@@ -62,7 +62,9 @@ def index_keys(words: np.ndarray, sampling: int = KEY_SAMPLING) -> tuple[np.ndar
     first_of_run = np.ones(len(words), bool)
     first_of_run[1:] = words[1:] != words[:-1]
     hashed = (words.astype(np.uint64) * _HASH_MULT) & np.uint64(0xFFFFFFFF)
-    keep = first_of_run & (hashed % np.uint64(sampling) == 0)
+    # The top bits of the product mix every bit of the word; its low bits would only repeat the
+    # word's own low bits (one Chromaprint classifier), which would sample words very unevenly.
+    keep = first_of_run & (hashed < np.uint64((1 << 32) // sampling))
     positions = np.flatnonzero(keep).astype(np.int32)
     return words[positions], positions
 
