@@ -30,6 +30,13 @@ from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.spam_policy import (
+    check_spam_policy,
+    demote_flagged,
+    exclude_flagged,
+    flagged_mask,
+    rows_to_fetch,
+)
 from sunorecsys.recommenders.user import UserChannel
 
 log = logging.getLogger(__name__)
@@ -68,7 +75,8 @@ class HybridRecommender:
                  quality_threshold: float = 0.4, use_quality_filter: bool = True, missing_quality: str = "keep",
                  max_per_creator: int | None = 3, candidates_per_channel: int = 200, history_seeds: int = 50,
                  item_cf_params: dict | None = None, content_params: dict | None = None,
-                 prompt_params: dict | None = None, user_params: dict | None = None) -> None:
+                 prompt_params: dict | None = None, user_params: dict | None = None,
+                 spam_policy: str = "exclude") -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -84,6 +92,7 @@ class HybridRecommender:
         self.content_params = content_params
         self.prompt_params = prompt_params
         self.user_params = user_params
+        self.spam_policy = check_spam_policy(spam_policy)  # see spam_policy.py
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -114,7 +123,7 @@ class HybridRecommender:
 
     # -- fit --------------------------------------------------------------------------------------
     def fit(self, songs_df: pd.DataFrame, quality_scores_file: str | os.PathLike | None = None,
-            interactions: pd.DataFrame | None = None, quality_scores=None) -> HybridRecommender:
+            interactions: pd.DataFrame | None = None, quality_scores=None, spam_flags=None) -> HybridRecommender:
         """Learn every channel from the songs table, the listening log and the quality scores.
 
         ``interactions`` None reads the default data root's log (``read_interactions``); an absent
@@ -126,6 +135,7 @@ class HybridRecommender:
             raise ValueError("songs_df needs a 'song_id' column")
         songs = songs_df.reset_index(drop=True)
         self.songs_ = SongIndex(songs["song_id"])
+        self.spam_flagged_ = flagged_mask(self.songs_.ids, spam_flags)  # spam_flags table or ids; None = none
         timings = {}
         if interactions is None:
             interactions = read_default_interactions()
@@ -218,6 +228,8 @@ class HybridRecommender:
         seed_idx = pd.unique(seed_idx).astype(np.int64)
         if len(seed_idx) == 0 and user_row is None:
             return []
+        flagged = getattr(self, "spam_flagged_", None)  # a model saved without flags has none
+        exclude = exclude_flagged(exclude, flagged, self.spam_policy)
         depth = max(self.candidates_per_channel, n)
         weights = self.weights
         lists = {name: ch.candidates(seed_idx, depth, exclude, user_row)
@@ -226,8 +238,9 @@ class HybridRecommender:
                             self.missing_quality if self.use_quality_filter else "keep",
                             self.max_per_creator)
         rows = fuse(lists, weights, quality=self.quality_.quality_, quality_votes=self.quality_.votes,
-                    creators=self.creators_, exclude=exclude, rules=rules, n=n,
+                    creators=self.creators_, exclude=exclude, rules=rules, n=rows_to_fetch(n, flagged, self.spam_policy),
                     fallback=self.quality_.candidates(seed_idx, depth, exclude))
+        rows = demote_flagged(rows, flagged, self.spam_policy, n)
         out = []
         for rank, row in enumerate(rows, start=1):
             i = row.pop("idx")

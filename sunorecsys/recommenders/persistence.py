@@ -68,7 +68,8 @@ def save_recommender(model, directory: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         pd.DataFrame({"song_id": model.songs_.ids.astype(str), "title": model.titles_.astype(str),
-                      "creator": model.creator_names_.astype(str), "creator_code": model.creators_}
+                      "creator": model.creator_names_.astype(str), "creator_code": model.creators_,
+                      "spam_flagged": getattr(model, "spam_flagged_", np.zeros(len(model.songs_.ids), bool))}
                      ).to_parquet(tmp / "songs.parquet", index=False)
         pd.DataFrame({"user_id": model.users_.astype(str)}).to_parquet(tmp / "users.parquet", index=False)
         _save_npz(tmp / "user_items.npz", csr_to_arrays("user_items", model.user_items_))
@@ -132,6 +133,8 @@ def load_recommender(directory: str | os.PathLike):
     model.titles_ = songs["title"].astype(str).to_numpy()
     model.creator_names_ = songs["creator"].astype(str).to_numpy()
     model.creators_ = songs["creator_code"].to_numpy(np.int64)
+    if "spam_flagged" in songs:  # models saved before the spam stage have no flags
+        model.spam_flagged_ = songs["spam_flagged"].to_numpy(bool)
     model.users_ = pd.Index(pd.read_parquet(directory / "users.parquet")["user_id"].astype(str))
     model.user_items_ = csr_from_arrays("user_items", _load_npz(directory / "user_items.npz"))
     classes = {"item_cf": ItemCFChannel, "content": ContentChannel, "prompt": PromptChannel,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -28,6 +29,16 @@ from sunorecsys.spam.uploads import mass_uploads, short_track_bulk
 REASONS = ("audio_duplicate", "text_duplicate", "keyword_stuffing", "mass_upload", "short_tracks")
 ALLOWLIST_COLUMNS = ("scope", "id", "who", "why")
 ALLOW_SCOPES = ("creator", "song")
+_TEXT_LIST = pa.list_(pa.string())
+# Explicit types: a partition where no song is flagged would otherwise store list<null> columns.
+FLAGS_SCHEMA = pa.schema([("song_id", pa.string()), ("user_id", pa.string()),
+                          ("created_at", pa.timestamp("us", tz="UTC")), ("flagged", pa.bool_()),
+                          ("reasons", _TEXT_LIST), ("detected_reasons", _TEXT_LIST), ("duplicate_of", pa.string()),
+                          ("evidence", pa.string()), ("allowed_by", pa.string()), ("allowed_why", pa.string())])
+HISTORY_SCHEMA = pa.schema([("changed_at", pa.timestamp("us", tz="UTC")), ("song_id", pa.string()),
+                            ("reasons_before", _TEXT_LIST), ("reasons_after", _TEXT_LIST),
+                            ("duplicate_of_before", pa.string()), ("duplicate_of_after", pa.string()),
+                            ("cause", pa.string())])
 FLAG_COLUMNS = ["song_id", "user_id", "created_at", "flagged", "reasons", "detected_reasons", "duplicate_of",
                 "evidence", "allowed_by", "allowed_why"]
 

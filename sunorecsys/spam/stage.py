@@ -20,7 +20,7 @@ import pandas as pd
 
 from sunorecsys.paths import DataPaths
 from sunorecsys.spam.fingerprints import fingerprint_songs
-from sunorecsys.spam.flags import combine_flags, flag_changes, read_allowlist
+from sunorecsys.spam.flags import FLAGS_SCHEMA, HISTORY_SCHEMA, combine_flags, flag_changes, read_allowlist
 from sunorecsys.spam.index import FingerprintIndex
 from sunorecsys.warehouse.parquet import partition_path, write_parquet_atomic
 
@@ -77,11 +77,11 @@ def run_spam_filter(songs: pd.DataFrame, paths: DataPaths, *, fetch: bool = Fals
     state_file = spam_dir(paths) / "flags_current.parquet"
     previous = pd.read_parquet(state_file) if state_file.exists() else None
     changes = flag_changes(previous, flags, now, cause)
-    write_parquet_atomic(flags, state_file)
+    write_parquet_atomic(flags, state_file, schema=FLAGS_SCHEMA)
     if len(changes):
         history_file = partition_path(paths.warehouse_dir, HISTORY_TABLE)
         history = pd.read_parquet(history_file) if history_file.exists() else None
         write_parquet_atomic(changes if history is None else pd.concat([history, changes], ignore_index=True),
-                             history_file)
+                             history_file, schema=HISTORY_SCHEMA)
     return SpamRun(flags=flags, changes=changes, fingerprinted=sum(fp.words is not None for fp in prints),
                    not_fingerprinted=failed, new_matches=len(found), rejected_allowlist=rejected)
