@@ -168,11 +168,16 @@ def flag_changes(previous: pd.DataFrame | None, current: pd.DataFrame, changed_a
     """
     cols = ["changed_at", "song_id", "reasons_before", "reasons_after", "duplicate_of_before",
             "duplicate_of_after", "cause"]
+    def state(r: dict) -> tuple[list[str], str | None]:
+        # Parquet and pandas spell "no original" as None or NaN: compare them as one
+        dup = r["duplicate_of"]
+        return [str(x) for x in r["reasons"]], (None if dup is None or pd.isna(dup) else str(dup))
+
     before = {} if previous is None or previous.empty else {
-        r["song_id"]: (list(r["reasons"]), r["duplicate_of"]) for r in previous.to_dict("records")}
+        r["song_id"]: state(r) for r in previous.to_dict("records")}
     rows = []
     for r in current.to_dict("records"):
-        now = (list(r["reasons"]), r["duplicate_of"])
+        now = state(r)
         old = before.get(r["song_id"], ([], None))
         if r["song_id"] not in before and not now[0]:
             continue
