@@ -49,7 +49,8 @@ def audio_duplicates(songs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame
     ``matches`` has ``song_a, song_b, bit_error_rate, offset_s, overlap_s`` (verified pairs, ids).
     Groups are connected components of the match graph restricted to ``songs``. Returns ``song_id,
     duplicate_of, bit_error_rate, offset_s, overlap_s, group_size`` (the pair evidence is the direct
-    match with the original when there is one, else the song's best match in the group).
+    match with the original when there is one, else the song's best match in the group; ``offset_s`` is
+    where the song starts inside the matched one, in seconds).
     """
     cols = ["song_id", "duplicate_of", "bit_error_rate", "offset_s", "overlap_s", "group_size"]
     known = pd.Index(songs["song_id"].astype(str))
@@ -68,8 +69,10 @@ def audio_duplicates(songs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame
     info["original"] = info.groupby("label")["song_id"].transform("first")
     info["group_size"] = info.groupby("label")["song_id"].transform("size")
     dupes = info[info["song_id"] != info["original"]]
-    both = pd.concat([m.rename(columns={"song_a": "x", "song_b": "y"}),
-                      m.rename(columns={"song_a": "y", "song_b": "x"})], ignore_index=True)
+    # A match says song_b starts offset_s into song_a; seen from x, the evidence says where x starts
+    # in the song it matched, so the mirrored half (x = song_a) flips the sign.
+    as_a = m.rename(columns={"song_a": "x", "song_b": "y"}).assign(offset_s=-m["offset_s"])
+    both = pd.concat([as_a, m.rename(columns={"song_a": "y", "song_b": "x"})], ignore_index=True)
     rows = []
     for sid, original, size in dupes[["song_id", "original", "group_size"]].itertuples(index=False):
         mine = both[both["x"] == sid]
