@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(SUNORECSYS_DATA_DIR)/dagster
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup demo ui test test-setup bench lint clean
+.PHONY: help setup chromaprint demo ui test test-setup bench lint clean
 
 help:
 	@echo "make demo   - set up, generate the sample catalogue, run the whole pipeline, print where results are"
@@ -34,7 +34,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps "audiobox_aesthetics==0.0.4"
 	touch $(STAMP)
 
-setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml chromaprint
+
+# Chromaprint (the AcoustID fingerprint) for the spam filter: Debian's libchromaprint1, used from
+# Python through pyacoustid's ctypes binding.
+chromaprint:
+	@ldconfig -p 2>/dev/null | grep -q libchromaprint.so.1 || { \
+	  echo "==> installing Debian libchromaprint1 for the spam filter"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libchromaprint1 >/dev/null) \
+	      || { echo "libchromaprint1 could not be installed"; exit 1; }; \
+	  else echo "not root: install libchromaprint1 (apt-get install libchromaprint1)"; exit 1; fi; }
 
 # Dagster's recommendation: the instance config in DAGSTER_HOME (the source copy is deploy/dagster.yaml).
 $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.yaml

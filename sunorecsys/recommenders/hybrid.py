@@ -35,6 +35,13 @@ from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.spam_policy import (
+    check_spam_policy,
+    demote_flagged,
+    exclude_flagged,
+    flagged_mask,
+    rows_to_fetch,
+)
 from sunorecsys.recommenders.user import UserChannel
 
 log = logging.getLogger(__name__)
@@ -96,7 +103,7 @@ class HybridRecommender:
                  prompt_params: dict | None = None, user_params: dict | None = None,
                  ease_weight: float | None = None, ease_params: dict | None = None,
                  history_half_life: float | str | None = "learned", validation_users: int = 1000,
-                 random_state: int = 0) -> None:
+                 random_state: int = 0, spam_policy: str = "exclude") -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -117,6 +124,7 @@ class HybridRecommender:
         self.history_half_life = history_half_life
         self.validation_users = validation_users
         self.random_state = random_state
+        self.spam_policy = check_spam_policy(spam_policy)  # see spam_policy.py
 
     # -- settings ---------------------------------------------------------------------------------
     def given_weights(self) -> dict[str, float | None]:
@@ -177,7 +185,8 @@ class HybridRecommender:
 
     # -- fit --------------------------------------------------------------------------------------
     def fit(self, songs_df: pd.DataFrame, quality_scores_file: str | os.PathLike | None = None,
-            interactions: pd.DataFrame | None = None, quality_scores=None) -> HybridRecommender:
+            interactions: pd.DataFrame | None = None, quality_scores=None,
+            spam_flags=None) -> HybridRecommender:
         """Learn every channel and the fusion from the songs table, the listening log and the quality scores.
 
         ``interactions`` None reads the default data root's log (``read_interactions``); an absent
@@ -191,6 +200,7 @@ class HybridRecommender:
             raise ValueError("songs_df needs a 'song_id' column")
         songs = songs_df.reset_index(drop=True)
         self.songs_ = SongIndex(songs["song_id"])
+        self.spam_flagged_ = flagged_mask(self.songs_.ids, spam_flags)  # spam_flags table or ids; None = none
         timings = {}
         if interactions is None:
             interactions = read_default_interactions()
@@ -410,6 +420,8 @@ class HybridRecommender:
             seed_weights = seed_weights[keep]
         if len(seed_idx) == 0 and user_row is None:
             return []
+        flagged = getattr(self, "spam_flagged_", None)  # a model saved without flags has none
+        exclude = exclude_flagged(exclude, flagged, self.spam_policy)
         depth = max(self.candidates_per_channel, n)
         weights = self.fusion_weights("user" if user_row is not None else "seeds")
         cold_scale = self.cold_scale
@@ -420,9 +432,11 @@ class HybridRecommender:
                             self.missing_quality if self.use_quality_filter else "keep",
                             self.max_per_creator)
         rows = fuse(lists, weights, quality=self.quality_.quality_, quality_votes=self.quality_.votes,
-                    creators=self.creators_, exclude=exclude, rules=rules, n=n,
+                    creators=self.creators_, exclude=exclude, rules=rules,
+                    n=rows_to_fetch(n, flagged, self.spam_policy),
                     fallback=self.quality_.candidates(seed_idx, depth, exclude),
                     cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_)
+        rows = demote_flagged(rows, flagged, self.spam_policy, n)
         out = []
         for rank, row in enumerate(rows, start=1):
             i = row.pop("idx")

@@ -100,7 +100,8 @@ def save_recommender(model, directory: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         pd.DataFrame({"song_id": model.songs_.ids.astype(str), "title": model.titles_.astype(str),
-                      "creator": model.creator_names_.astype(str), "creator_code": model.creators_}
+                      "creator": model.creator_names_.astype(str), "creator_code": model.creators_,
+                      "spam_flagged": getattr(model, "spam_flagged_", np.zeros(len(model.songs_.ids), bool))}
                      ).to_parquet(tmp / "songs.parquet", index=False)
         pd.DataFrame({"user_id": model.users_.astype(str)}).to_parquet(tmp / "users.parquet", index=False)
         times = model.pair_times_ if model.pair_times_ is not None else np.zeros(model.user_items_.nnz, np.int64)
@@ -357,6 +358,10 @@ def load_recommender(directory: str | os.PathLike, model_class):
     model.titles_ = songs["title"].astype(str).to_numpy()
     model.creator_names_ = songs["creator"].astype(str).to_numpy()
     model.creators_ = songs["creator_code"].to_numpy(np.int64)
+    if "spam_flagged" in songs:  # models saved before the spam stage have no flags
+        if songs["spam_flagged"].dtype.kind != "b":
+            raise ModelFileError("songs.parquet: spam_flagged must be booleans")
+        model.spam_flagged_ = songs["spam_flagged"].to_numpy(bool)
     model.users_ = pd.Index(users["user_id"].astype(str))
     model.user_items_ = user_items
     model.pair_times_ = times.astype(np.int64)

@@ -7,7 +7,8 @@
   about a fifth of it damaged in known ways (see ``sunorecsys.sample.audio.apply_damage``),
 - ``raw/interactions.csv``: a listening log of simulated users (``sunorecsys.sample.users``),
 - ``sample_ground_truth.json``: ``{song_id: {"damage": null | kind, ...}}`` -- for tests and
-  evaluation only; the pipeline never reads it.
+  evaluation only; the pipeline never reads it. With ``spam_cohort=True`` every song also gets
+  ``"spam": [reasons]`` (empty for clean songs) and the cohort of ``spam_cohort.py`` is added.
 
 The same seed gives byte-identical files. Random streams are split by purpose (metadata, each
 song's audio, listeners), so ``with_audio=False`` writes the same JSON and listening log.
@@ -40,6 +41,7 @@ from sunorecsys.sample.audio import (
     choose_spec,
     synthesize_song,
 )
+from sunorecsys.sample.spam_cohort import CohortSong, make_spam_cohort, render_duplicate
 from sunorecsys.sample.users import SongForListening, seeded_uuid, simulate_listening
 
 AUDIO_EXTENSION = "flac"
@@ -205,14 +207,47 @@ def _render_song(record: dict, genre: str, kind: str | None, seed: np.random.See
     return spec, details, audio_file, heard_s
 
 
+def _render_cohort(cohort: list[CohortSong], seed: int, paths: DataPaths, with_audio: bool,
+                   ground_truth: dict[str, dict], listening: list[SongForListening]) -> int:
+    """Audio, ground truth and listening entries of the spam cohort; returns the audio files written."""
+    n_audio = 0
+    popularity = {s.song_id: s.popularity for s in listening}
+    for k, song in enumerate(cohort):
+        record = song.record
+        song_id = record["id"]
+        audio_file, heard_s, extra = None, record["metadata"]["duration"], {}
+        if song.source is not None:
+            source_file = paths.audio_dir / f"{song.source}.{AUDIO_EXTENSION}"
+            if with_audio:
+                _clear_audio(paths.audio_dir, song_id)
+                target, heard_s = render_duplicate(source_file, song.variant, paths.audio_dir / song_id)
+                audio_file = f"{paths.audio_dir.name}/{target.name}"
+            extra = {"duplicate_of": song.source, "variant": song.variant}
+        else:
+            spec, _details, audio_file, heard_s = _render_song(
+                record, song.genre, None, np.random.SeedSequence([seed, 3, k]), paths.audio_dir, with_audio)
+            extra = {"bpm": spec.bpm, "key": spec.key, "mode": spec.mode}
+        n_audio += audio_file is not None
+        ground_truth[song_id] = {"damage": None, "details": {}, "genre": song.genre, "spam": list(song.reasons),
+                                 "metadata_duration_s": record["metadata"]["duration"], "audio_file": audio_file,
+                                 **extra}
+        listening.append(SongForListening(
+            song_id=song_id, genre=song.genre, created_at=datetime.fromisoformat(record["created_at"]),
+            duration_s=heard_s, popularity=popularity.get(song.source, 1.0 + record["play_count"]), damaged=False))
+    return n_audio
+
+
 def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, days: int = 14, seed: int = 7,
                               end_date: str = "2026-11-14", with_audio: bool = True,
-                              n_users: int = 150, workers: int | None = None) -> SampleCatalogue:
+                              n_users: int = 150, workers: int | None = None,
+                              spam_cohort: bool = False) -> SampleCatalogue:
     """Write a sample catalogue under ``data_root`` (see the module docstring); deterministic in ``seed``.
 
     Songs are created over ``days`` UTC days ending on ``end_date`` (inclusive); durations are
     20-40 s; about 20 % of songs are damaged, cycling through every damage kind. ``workers`` threads
-    synthesise audio (default: up to 2, the cores this project plans for).
+    synthesise audio (default: up to 2, the cores this project plans for). ``spam_cohort`` adds the
+    songs of ``spam_cohort.py`` (re-uploads, a mass uploader, a text family, 31 s tracks, stuffed tags)
+    from their own random stream: the clean songs stay exactly those of the default catalogue.
     """
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     started = time.perf_counter()
@@ -232,10 +267,17 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
     meta_rng.shuffle(kinds)
     damaged = dict(zip(sorted(damaged), kinds))
     records, song_genres, n_creators = _make_records(meta_rng, n_songs, start, days, damaged)
+    cohort: list[CohortSong] = []
+    if spam_cohort:
+        cohort = make_spam_cohort(np.random.default_rng(np.random.SeedSequence([seed, 2])), records, song_genres,
+                                  damaged, start, days)
+    written = records + [c.record for c in cohort]
+    if cohort:
+        written = sorted(written, key=lambda r: r["created_at"])
 
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
     catalogue_file = paths.raw_dir / CATALOGUE_FILE_NAME
-    catalogue_file.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    catalogue_file.write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     if with_audio:
         paths.audio_dir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +309,11 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
             created_at=datetime.fromisoformat(record["created_at"]),
             duration_s=heard_s, popularity=1.0 + record["play_count"], damaged=kind is not None))
     n_audio = sum(1 for r in rendered if r[2] is not None)
+    if cohort:
+        for gt in ground_truth.values():
+            gt["spam"] = []
+        n_audio += _render_cohort(cohort, seed, paths, with_audio, ground_truth, listening)
+        n_creators += len({c.record["user_id"] for c in cohort})
 
     events = simulate_listening(listening, users_rng, start, end, n_users=n_users, genres=tuple(GENRE_SHARES))
     interactions_file = paths.raw_dir / INTERACTIONS_FILE_NAME
@@ -281,6 +328,6 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
                                          encoding="utf-8")
     return SampleCatalogue(
         paths=paths, catalogue_file=catalogue_file, interactions_file=interactions_file,
-        ground_truth_file=paths.sample_ground_truth, n_songs=len(records), n_creators=n_creators,
+        ground_truth_file=paths.sample_ground_truth, n_songs=len(written), n_creators=n_creators,
         n_users=len({e.user_id for e in events}), n_events=len(events), n_audio_files=n_audio,
         damage_counts=dict(Counter(damaged.values())), seconds=time.perf_counter() - started)

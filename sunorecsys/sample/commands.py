@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--seed", type=int, default=7, help="random seed (default 7); same seed, same files")
     sample.add_argument("--no-audio", action="store_true", help="metadata and listening log only")
     sample.add_argument("--workers", type=int, default=None, help="threads for audio synthesis (default: up to 2)")
+    sample.add_argument("--spam-cohort", action="store_true",
+                        help="add a spam cohort (re-uploads, a mass uploader, a text family, 31 s tracks, "
+                             "stuffed tags), recorded under \"spam\" in the ground truth")
     sample.set_defaults(func=run_sample)
 
 
@@ -29,6 +32,7 @@ def run_sample(args: argparse.Namespace) -> int:
     paths = DataPaths.from_env(args.out if args.out is not None else args.data_dir)
     result = generate_sample_catalogue(paths.root, n_songs=args.songs, days=args.days, seed=args.seed,
                                        end_date=args.end_date, with_audio=not args.no_audio,
-                                       n_users=args.users, workers=args.workers)
+                                       n_users=args.users, workers=args.workers,
+                                       spam_cohort=args.spam_cohort)
     print(result.summary())
     return 0

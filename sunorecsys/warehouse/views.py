@@ -50,8 +50,9 @@ from sunorecsys.warehouse.parquet import PART_FILE
 # Daily tables (``<table>/date=YYYY-MM-DD/part-0.parquet``) and unpartitioned ones
 # (``<table>/part-0.parquet``).
 PARTITIONED_TABLES: tuple[str, ...] = ("songs", "audio_checks", "flamingo_scores", "audiobox_scores",
-                                       "quality_scores")
-UNPARTITIONED_TABLES: tuple[str, ...] = ("rejected_songs", "interactions", "recommendations", "evaluation")
+                                       "quality_scores", "spam_flags")
+UNPARTITIONED_TABLES: tuple[str, ...] = ("rejected_songs", "interactions", "recommendations", "evaluation",
+                                         "spam_flag_history")
 ANALYST_TABLES: tuple[str, ...] = PARTITIONED_TABLES + UNPARTITIONED_TABLES
 # A constant view describing the others: where each reads from, how many files, or why it is absent.
 MANIFEST_VIEW = "warehouse_tables"
@@ -59,6 +60,7 @@ MANIFEST_VIEW = "warehouse_tables"
 PRODUCING_ASSET: dict[str, str] = {t: t for t in PARTITIONED_TABLES} | {
     "rejected_songs": "raw_songs", "interactions": "interactions",
     "recommendations": "hybrid_recommender", "evaluation": "recommender_evaluation",
+    "spam_flag_history": "spam_flags",
 }
 _GLOB_CHARS = set("*?[]{}")
 # Never fetch or auto-load extensions from the network when an analyst query mentions one.

@@ -10,6 +10,7 @@ from sunorecsys.warehouse.parquet import read_table, write_partition
 from sunorecsys_pipeline.assets.catalog import interactions, songs
 from sunorecsys_pipeline.assets.common import OWNERS
 from sunorecsys_pipeline.assets.quality import music_flamingo_scores_file, quality_scores
+from sunorecsys_pipeline.assets.spam import spam_flags
 from sunorecsys_pipeline.checks import EVALUATION_CHECKS, fusion_vs_baselines
 from sunorecsys_pipeline.metadata import png_md, preview_md, table_metadata
 from sunorecsys_pipeline.resources import DataRootResource
@@ -17,6 +18,7 @@ from sunorecsys_pipeline.resources import DataRootResource
 MODEL_DIR_NAME = "hybrid"
 RECOMMENDATIONS_PER_SONG = 10
 EVALUATION_K = 10
+SPAM_EXPOSURE_SEEDS = 500  # seed songs re-run without the spam policy to count what it removed
 
 
 class HybridRecommenderConfig(dg.Config):
@@ -64,7 +66,7 @@ def recommendation_rows(recommender, song_ids: list[str], n: int) -> pd.DataFram
 
 @dg.asset(
     group_name="recommender", owners=OWNERS, kinds={"python", "numpy"}, code_version="hybrid/1",
-    deps=[songs, quality_scores, music_flamingo_scores_file, interactions],
+    deps=[songs, quality_scores, music_flamingo_scores_file, interactions, spam_flags],
     description="The HybridRecommender (item CF, item content, prompt, user/creator and quality "
                 "channels; quality threshold applied) fitted on the Parquet tables and saved to "
                 "data/models/hybrid (arrays + JSON manifest, no pickle). Also writes the "
@@ -88,12 +90,17 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
     recommender = HybridRecommender(**_params(config))
     started = time.perf_counter()
     recommender.fit(song_rows, quality_scores_file=str(paths.flamingo_scores_file),
-                    interactions=events.drop(columns=["date"], errors="ignore"))
+                    interactions=events.drop(columns=["date"], errors="ignore"),
+                    spam_flags=read_table(paths.warehouse_dir, "spam_flags", columns=["song_id", "flagged"]))
     fit_seconds = time.perf_counter() - started
     model_dir = paths.models_dir / MODEL_DIR_NAME
     recommender.save(model_dir)
     recs = recommendation_rows(recommender, song_rows["song_id"].tolist(), config.recommendations_per_song)
     recs_path = write_partition(recs, paths.warehouse_dir, "recommendations")
+    from sunorecsys.evaluation.spam_exposure import spam_exposure
+
+    exposure = spam_exposure(recommender, song_rows["song_id"].tolist()[:SPAM_EXPOSURE_SEEDS],
+                             k=config.recommendations_per_song)
     seeds_with_recs = int(recs["seed_song_id"].nunique()) if len(recs) else 0
     channel_counts = recs.explode("channels")["channels"].value_counts() if len(recs) else pd.Series(dtype=int)
     coverage = pd.DataFrame({
@@ -115,6 +122,7 @@ def hybrid_recommender(context: dg.AssetExecutionContext, config: HybridRecommen
             round(recs["song_id"].nunique() / max(len(song_rows), 1), 4) if len(recs) else 0.0),
         "channel_coverage": dg.MetadataValue.md(coverage.to_markdown(index=False) if len(coverage) else "_(none)_"),
         "preview": preview_md(recs),
+        "flagged_recommended_without_spam_filter": dg.MetadataValue.json(exposure),
     })
 
 
