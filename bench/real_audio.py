@@ -425,7 +425,11 @@ def build_calibration_set(out_root: Path, spec: SetSpec | None = None, cache: Pa
     out_root = Path(out_root)
     truth_path = out_root / f"truth-{spec.key()}.parquet"
     if truth_path.exists():
-        return pd.read_parquet(truth_path)
+        truth = pd.read_parquet(truth_path)
+        if "native_checked" not in truth.columns:  # a set cached before native defects were labelled
+            truth = label_native_defects(truth, out_root / "audio")
+            truth.to_parquet(truth_path, index=False)
+        return truth
     audio_dir = out_root / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     tracks: list[Track] = []
@@ -503,6 +507,7 @@ def label_native_defects(truth: pd.DataFrame, audio_dir: Path) -> pd.DataFrame:
             truth.loc[i, "params"] = json.dumps({"mode": "native", "dc": round(dc, 4)})
     truth["expect"] = [("pass" if d is None or (isinstance(d, float) and np.isnan(d)) else
                         "degraded" if d in SOFT_DAMAGE else "hard_fail") for d in truth["damage"]]
+    truth["native_checked"] = True
     return truth
 
 
