@@ -68,6 +68,11 @@ REPEAT_MAX_LAG_S = 0.2
 REPEAT_CANDIDATE = 0.9
 REPEAT_MIN_POWER = 1e-10
 REPEAT_CORRELATION = 0.9
+# A steady tone repeats at every multiple of its period too: a block whose high band already repeats
+# within 1-20 ms (REPEAT_TONAL) is a held note, not a stuck buffer (music's high band does not repeat
+# that fast; synthesised notes at integer-sample periods did, and were called stuck).
+REPEAT_SHORT_LAGS_S = (0.001, 0.02)
+REPEAT_TONAL = 0.8
 
 # Noise floor: 1024-sample frames (every 2nd), 8-bin bands between 4 and 16 kHz.
 NOISE_NFFT = 1024
@@ -329,10 +334,10 @@ def repeated_buffer_s(mono: np.ndarray, sample_rate: int) -> float:
     scale = sample_rate / rate
     full_block = round(REPEAT_BLOCK_S * sample_rate)
     reach = int(np.ceil(scale)) + 1
-    signal = np.asarray(mono, dtype=np.float64)
     for start, lag in candidates:
         t0, l0 = round(start * scale), round(lag * scale)
-        seg = signal[max(t0 - 2, 0):t0 + full_block + l0 + reach + 2]
+        # float64 per candidate stretch, never a float64 copy of the whole song (bounded memory).
+        seg = np.asarray(mono[max(t0 - 2, 0):t0 + full_block + l0 + reach + 2], dtype=np.float64)
         if seg.size < full_block + l0 + reach + 4:
             continue
         hf = np.diff(seg, 2)
@@ -346,9 +351,25 @@ def repeated_buffer_s(mono: np.ndarray, sample_rate: int) -> float:
             eb = float(b @ b)
             if eb > 0.0:
                 best = max(best, float(a @ b) / np.sqrt(ea * eb))
-        if best >= REPEAT_CORRELATION:
+        if best >= REPEAT_CORRELATION and _short_period_correlation(hf, full_block, sample_rate) < REPEAT_TONAL:
             hits += 1
     return hits * hop / rate
+
+
+def _short_period_correlation(hf: np.ndarray, block: int, sample_rate: int) -> float:
+    """Largest normalised correlation of ``hf[:block]`` with itself ``REPEAT_SHORT_LAGS_S`` later."""
+    lo, hi = (max(1, round(s * sample_rate)) for s in REPEAT_SHORT_LAGS_S)
+    hi = min(hi, hf.size - block)
+    if hi < lo:
+        return 0.0
+    a = hf[:block]
+    span = hf[:block + hi]
+    corr = scipy.signal.correlate(span, a, mode="valid", method="fft")[lo:hi + 1]
+    energy = np.concatenate(([0.0], np.cumsum(span * span)))
+    shifted = energy[np.arange(lo, hi + 1) + block] - energy[np.arange(lo, hi + 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = corr / np.sqrt(np.maximum(float(a @ a) * shifted, 1e-30))
+    return float(np.nanmax(norm)) if norm.size else 0.0
 
 
 def noise_floor(mono: np.ndarray, sample_rate: int) -> tuple[float, float]:
