@@ -387,7 +387,8 @@ def noise_floor(mono: np.ndarray, sample_rate: int) -> tuple[float, float]:
     if n_frames < 16:
         return -60.0, 0.0
     frames = mono[: n_frames * nfft].reshape(n_frames, nfft)[:: NOISE_FRAME_STRIDE]
-    spec = np.abs(np.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)) ** 2
+    # scipy keeps float32 (numpy.fft would double the memory of a 10-minute spectrogram).
+    spec = np.abs(scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
     sel = np.flatnonzero((freqs >= NOISE_BAND_HZ[0]) & (freqs <= min(NOISE_BAND_HZ[1], freqs[-1])))
     n_bands = sel.size // NOISE_BAND_BINS
