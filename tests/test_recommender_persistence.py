@@ -80,3 +80,17 @@ def test_saving_over_an_existing_model_replaces_it_whole(fitted, tmp_path):
     assert HybridRecommender.load(target).user_weight == 0.9
     with pytest.raises(FileNotFoundError, match="manifest"):
         HybridRecommender.load(tmp_path / "nothing-here")
+
+
+def test_persistence_does_not_import_the_hybrid_module():
+    # hybrid -> persistence only (save/load); persistence is handed the class, so there is no circle
+    import ast
+    import inspect
+
+    from sunorecsys.recommenders import persistence
+
+    tree = ast.parse(inspect.getsource(persistence))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert "sunorecsys.recommenders.hybrid" not in imported
+    assert not any(m and m.startswith("sunorecsys.evaluation") for m in imported)
