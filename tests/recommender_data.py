@@ -32,7 +32,7 @@ class PipelineOutputs:
     audio_checks: pd.DataFrame
     quality: pd.DataFrame          # combine_quality_scores output
     scores_file: Path
-    damaged: frozenset[str]        # ground truth: songs the generator damaged
+    damaged: frozenset[str]        # ground truth: songs the generator damaged and the checks heard
     ground_truth: dict
 
 
@@ -61,7 +61,9 @@ def pipeline_outputs(sample_data: DataPaths, tmp_root: Path) -> PipelineOutputs:
     scores_file = write_scores_file(guide_entries(quality, songs_df=songs), paths.flamingo_scores_file)
     interactions, _ = read_interactions(paths, known_song_ids=set(songs["song_id"]))
     truth = json.loads(sample_data.sample_ground_truth.read_text())
-    damaged = frozenset(s for s, v in truth.items() if v.get("damage"))
+    # A song whose file the generator removed was never heard: it is unscored, not bad, and the
+    # recommender keeps it by its missing_quality policy ("keep"), so it is not among the damaged.
+    damaged = frozenset(s for s, v in truth.items() if v.get("damage") and v["damage"] != "missing_file")
     out = PipelineOutputs(work, paths, songs, interactions, checks, quality, scores_file, damaged, truth)
     _CACHE[key] = out
     return out

@@ -14,11 +14,11 @@ from sunorecsys_pipeline.partitions import daily_partitions
 EXPECTED_GROUPS = {
     "raw_songs": "catalog", "songs": "catalog",
     "audio_checks": "quality", "flamingo_scores": "quality", "audiobox_scores": "quality",
-    "quality_scores": "quality", "music_flamingo_scores_file": "quality",
+    "quality_scores": "quality", "music_flamingo_scores_file": "quality", "spam_flags": "quality",
     "interactions": "recommender", "hybrid_recommender": "recommender",
     "recommender_evaluation": "recommender", "analyst_views": "recommender",
 }
-PARTITIONED = {"songs", "audio_checks", "flamingo_scores", "audiobox_scores", "quality_scores"}
+PARTITIONED = {"songs", "audio_checks", "flamingo_scores", "audiobox_scores", "quality_scores", "spam_flags"}
 GPU_ASSETS = {"flamingo_scores", "audiobox_scores"}
 
 

@@ -172,7 +172,8 @@ def recommender_evaluation(context: dg.AssetExecutionContext, config: HybridReco
             not len(read_table(paths.warehouse_dir, "interactions", columns=["user_id"])):
         context.log.info("no songs or no listening events yet: nothing to evaluate")
         return dg.MaterializeResult(metadata={"note": dg.MetadataValue.text(
-            "no songs or no listening events yet: not evaluated")})
+            "no songs or no listening events yet: not evaluated")},
+            check_results=[fusion_vs_baselines(None)])  # a declared check must always report
     metrics, plot_png, extra, comparisons = evaluate(paths, config)
     path = write_partition(metrics, paths.warehouse_dir, "evaluation")
     meta = table_metadata(metrics, path)
