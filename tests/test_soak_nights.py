@@ -15,10 +15,6 @@ from soak_support import Soak, SoakPlan
 pytestmark = pytest.mark.slow
 
 
-# Known defect: since the learned fusion and two-protocol evaluation were merged, recommender_evaluation
-# fails on the soak's small catalogue (error to be read from the run's event log); the soak itself
-# (no song lost, the killed run retried) still runs and is reported.
-@pytest.mark.xfail(reason="recommender_evaluation fails on the soak's small catalogue (open)", strict=False)
 def test_nights_of_production_lose_no_song_and_fail_no_run(tmp_path):
     plan = SoakPlan()
     with Soak(tmp_path, plan, timeout_s=420) as soak:

@@ -66,8 +66,11 @@ def leave_last_k(interactions: pd.DataFrame, k: int = 10, min_train: int = 5, n_
     seeds = {u: g["song_id"].tolist()[-n_seeds:] for u, g in kept.groupby("user_id", sort=False)}
     # remove the judged listeners' events from their cut on (later plays of old songs included)
     times = pd.to_datetime(interactions["timestamp"], utc=True)
-    user_cut = interactions["user_id"].astype(str).map(cut)
-    drop = user_cut.notna().to_numpy() & (times >= user_cut).to_numpy()
+    if cut.empty:  # no listener with enough history (a small or new log): nothing is held out
+        drop = np.zeros(len(interactions), dtype=bool)
+    else:
+        user_cut = interactions["user_id"].astype(str).map(cut)
+        drop = user_cut.notna().to_numpy() & (times >= user_cut).to_numpy()
     # a held-out pair's events before the cut (e.g. a skip) would leak the song: drop them too
     held_keys = set(zip(held["user_id"], held["song_id"]))
     keys = zip(interactions["user_id"].astype(str), interactions["song_id"].astype(str))
