@@ -230,8 +230,11 @@ def fetch_audio(
                     response.close()
                 if conn is not None:
                     conn.close()
-        if expired.is_set() and received == 0:
-            raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline: {url}")
+        if expired.is_set():
+            # The watchdog's shutdown can read as a clean end of stream: what arrived is a cut-off
+            # download, never a file to keep or to judge as audio.
+            raise HostUnreachable(f"download exceeded its {timeout_s:g} s deadline "
+                                  f"({received} bytes received): {url}")
         if received == 0:
             raise AudioUnavailable(FETCH_FAILED, f"empty response body: {url}")
         try:
