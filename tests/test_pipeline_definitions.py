@@ -14,7 +14,7 @@ from sunorecsys_pipeline.partitions import daily_partitions
 EXPECTED_GROUPS = {
     "raw_songs": "catalog", "songs": "catalog",
     "audio_checks": "quality", "flamingo_scores": "quality", "audiobox_scores": "quality",
-    "quality_scores": "quality", "music_flamingo_scores_file": "quality", "spam_flags": "quality",
+    "quality_scores": "quality", "music_flamingo_scores_file": "quality", "spam_flags": "spam",
     "interactions": "recommender", "hybrid_recommender": "recommender",
     "recommender_evaluation": "recommender", "analyst_views": "recommender",
 }
@@ -90,14 +90,9 @@ def test_broken_output_checks_block_and_an_outage_only_warns(repo):
     assert ("raw_songs", "songs_within_partitions") in specs
 
 
-# spam_flags still materializes one day per run (it reads context.partition_key): giving it the
-# range handling of the other daily assets is open work (issue 9/12 closing note).
-SINGLE_RUN = PARTITIONED - {"spam_flags"}
-
-
 def test_partitioned_assets_backfill_a_range_in_one_run(repo):
     for name, asset in _assets(repo).items():
-        if name in SINGLE_RUN:
+        if name in PARTITIONED:
             assert asset.backfill_policy == dg.BackfillPolicy.single_run(), name
 
 

@@ -7,6 +7,7 @@ Screenshots and the server log are kept under test-artifacts/ (gitignored) at th
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -61,6 +62,35 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
+SENSORS = "{ sensorsOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
+    " { ... on Sensors { results { id name sensorState { status } } } } }"
+ACTIVE_RUNS = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]})" \
+    " { ... on Runs { results { runId } } } }"
+
+
+def quiet_automation(server, client, location: str) -> list[str]:
+    """Stop the sensors that start RUNNING by default and cancel the runs they already queued, so the
+    run this test launches is the one the UI shows as latest; returns the sensors stopped."""
+    from dagster_graphql import DagsterGraphQLClientError
+
+    stopped = []
+    query = "query ($loc: String!) " + SENSORS
+    for sensor in graphql(server.url, query, {"loc": location})["sensorsOrError"]["results"]:
+        if sensor["sensorState"]["status"] == "RUNNING":
+            graphql(server.url, "mutation ($id: String!) { stopSensor(id: $id) { __typename } }",
+                    {"id": sensor["id"]})
+            stopped.append(sensor["name"])
+    # A run the sensor just created is NOT_STARTED (not yet terminable) for a moment: retry.
+    deadline = time.monotonic() + 120
+    while runs := [r["runId"] for r in graphql(server.url, ACTIVE_RUNS)["runsOrError"]["results"]]:
+        assert time.monotonic() < deadline, f"runs {runs} still active:\n{server.log_tail()}"
+        for run_id in runs:
+            with contextlib.suppress(DagsterGraphQLClientError):
+                client.terminate_run(run_id)
+        time.sleep(1)
+    return stopped
+
+
 def test_ui_shows_asset_graph_and_materialization_metadata(data_dir, tmp_path):
     if chromium_path() is None:
         pytest.skip("Debian chromium not found at /usr/bin/chromium: "
@@ -75,6 +105,8 @@ def test_ui_shows_asset_graph_and_materialization_metadata(data_dir, tmp_path):
     with running_dagster(tmp_path / "dagster_home", data_dir, ARTIFACTS / "ui-dagster-dev.log") as server:
         served_s = time.monotonic() - t0
         client = DagsterGraphQLClient("127.0.0.1", port_number=server.port)
+        # the catalogue sensor runs by default and launches a run on the new files at its first tick
+        assert "catalogue_files_sensor" in quiet_automation(server, client, "sunorecsys_pipeline.definitions")
         run_id = client.submit_job_execution("__ASSET_JOB", asset_selection=["raw_songs"],
                                              tags={"sunorecsys/test": "ui-browser"})
         status = wait_for_run(client, run_id, timeout_s=120)

@@ -1,8 +1,8 @@
 """The spam stage: per song, is it a duplicate / text spam / mass upload / short-track bulk, and why.
 
-Thin over ``sunorecsys.spam.stage``: each daily run judges the partition's songs against the whole
-catalogue (every ``songs`` partition materialized so far, through the catalogue-wide fingerprint
-index). When a late song reveals an earlier original, songs of *other* days change flags: their
+Thin over ``sunorecsys.spam.stage``: each run (one day, or a whole backfill range in one run)
+judges its days' songs against the whole catalogue (every ``songs`` partition materialized so far,
+through the catalogue-wide fingerprint index). When a late song reveals an earlier original, songs of *other* days change flags: their
 partitions are rewritten too, and the change is in ``warehouse/spam_flag_history``.
 """
 
@@ -17,7 +17,7 @@ from sunorecsys.warehouse.parquet import partition_path, read_table, write_parti
 from sunorecsys_pipeline.assets.catalog import songs
 from sunorecsys_pipeline.assets.common import OWNERS, read_partition
 from sunorecsys_pipeline.assets.quality import audio_checks
-from sunorecsys_pipeline.metadata import counts_md, preview_md
+from sunorecsys_pipeline.metadata import counts_md, for_days, preview_md
 from sunorecsys_pipeline.partitions import daily_partitions
 from sunorecsys_pipeline.resources import AudioChecksResource, DataRootResource
 
@@ -40,8 +40,9 @@ def _examples(flags: pd.DataFrame) -> pd.DataFrame:
 
 
 @dg.asset(
-    group_name="quality", owners=OWNERS, kinds={"python", "parquet"}, code_version="spam_flags/1",
-    partitions_def=daily_partitions, deps=[songs, audio_checks],
+    group_name="spam", owners=OWNERS, kinds={"python", "parquet"}, code_version="spam_flags/1",
+    partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[songs, audio_checks],
     description="Spam and duplicate flags per song, judged against the whole catalogue: audio "
                 "duplicates (Chromaprint fingerprints, inverted index, earliest upload is the original), "
                 "mass near-duplicate text and keyword stuffing, mass uploads, bulk short tracks; the "
@@ -54,16 +55,21 @@ def spam_flags(context: dg.AssetExecutionContext, data_root: DataRootResource,
     from sunorecsys.spam.stage import run_spam_filter
 
     paths = data_root.paths
-    key = context.partition_key
-    read_partition(paths, "songs", key)  # a clear failure when the day was never ingested
+    keys = context.partition_keys  # one day, or a whole backfill range in one run
+    for key in keys:
+        read_partition(paths, "songs", key)  # a clear failure when a day was never ingested
     catalogue = read_table(paths.warehouse_dir, "songs").drop(columns=["date"], errors="ignore")
     started = time.perf_counter()
+    label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+    # The filter judges the whole catalogue once, however many days the run covers.
     run = run_spam_filter(catalogue, paths, fetch=audio_checks_settings.fetch_audio,
-                          workers=audio_checks_settings.workers, cause=f"spam_flags {key}")
+                          workers=audio_checks_settings.workers, cause=f"spam_flags {label}")
     day = _day(run.flags)
-    path = write_partition(run.flags[day == key], paths.warehouse_dir, "spam_flags", key, schema=FLAGS_SCHEMA)
+    path = None
+    for key in keys:
+        path = write_partition(run.flags[day == key], paths.warehouse_dir, "spam_flags", key, schema=FLAGS_SCHEMA)
     # Songs of other days whose flags changed: rewrite those partitions (only ones already written).
-    changed_days = sorted(set(_day(run.flags[run.flags["song_id"].isin(run.changes["song_id"])])) - {key})
+    changed_days = sorted(set(_day(run.flags[run.flags["song_id"].isin(run.changes["song_id"])])) - set(keys))
     rewritten = []
     for other in changed_days:
         if partition_path(paths.warehouse_dir, "spam_flags", other).exists():
@@ -75,11 +81,11 @@ def spam_flags(context: dg.AssetExecutionContext, data_root: DataRootResource,
     if run.rejected_allowlist is not None and len(run.rejected_allowlist):
         for row in run.rejected_allowlist.to_dict("records"):
             context.log.warning(f"allow-list line {row['line']} ignored: {row['reason']}")
-    mine = run.flags[day == key]
+    mine = run.flags[day.isin(keys)]
     counts = collections.Counter(r for rs in mine["reasons"] for r in rs)
-    return dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata=for_days({
         "dagster/row_count": dg.MetadataValue.int(len(mine)),
-        "path": dg.MetadataValue.path(str(path)),
+        **({"path": dg.MetadataValue.path(str(path))} if len(keys) == 1 else {}),
         "flagged": dg.MetadataValue.int(int(mine["flagged"].sum())),
         "flagged_in_catalogue": dg.MetadataValue.int(int(run.flags["flagged"].sum())),
         "reasons": counts_md(dict(counts), "reason", "songs"),
@@ -91,4 +97,4 @@ def spam_flags(context: dg.AssetExecutionContext, data_root: DataRootResource,
         "fingerprinted": dg.MetadataValue.int(run.fingerprinted),
         "not_fingerprinted": counts_md(run.not_fingerprinted, "reason", "songs"),
         "seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
-    })
+    }, len(keys)))
