@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,21 @@ __all__ = ["DEFAULT_MODEL_ID", "SAMPLE_RATE", "ModelWeightsMissing", "MusicFlami
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # Hz, what the Whisper-style feature extractor expects (arrays are not resampled)
 DEFAULT_MAX_NEW_TOKENS = 512  # the guide's JSON reply with descriptions fits in ~250 Qwen2 tokens
+
+
+@dataclass
+class DecodedBatch:
+    """One batch ready for the model: the songs, the failed results of songs without audio (by
+    position), and the waveforms with their hashes and positions."""
+
+    records: list[dict[str, Any]]
+    results: list[ScoreResult | None] = field(default_factory=list)
+    waveforms: list = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = self.results or [None] * len(self.records)
 
 
 def _records(songs: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -183,17 +200,15 @@ class MusicFlamingoQualityScorer:
             return self._loaded.max_audio_seconds
         return min(cap for _, cap in MODEL_CLASSES.values())
 
-    def score_batch(self, songs: pd.DataFrame | Iterable[Mapping[str, Any]],
-                    paths: DataPaths | None = None) -> list[ScoreResult]:
-        """Score songs with the model (no cache), one result per song in input order.
-
-        Songs whose audio is unavailable are ``failed`` with the reason; they do not stop the batch.
-        A generate() error on a batch is retried song by song, so one bad input fails alone.
-        """
+    def decode_batch(self, songs: pd.DataFrame | Iterable[Mapping[str, Any]], paths: DataPaths | None = None,
+                     hashes: list[str | None] | None = None) -> DecodedBatch:
+        """The model's inputs for ``songs``: 16 kHz mono arrays (capped at the checkpoint's limit) and,
+        for songs whose audio is unavailable, their ``failed`` results. ``hashes`` (the files' sha256, in
+        the order of ``songs``) spares a second read of files the caller already hashed. No model call: safe to run in a
+        thread while the previous batch generates."""
         records = _records(songs)
         paths = paths or self.paths or DataPaths.from_env()
-        results: list[ScoreResult | None] = [None] * len(records)
-        waveforms, hashes, index = [], [], []
+        batch = DecodedBatch(records)
         self.load()  # before decoding: the checkpoint decides the audio cap
         for i, song in enumerate(records):
             song_id = str(song.get("song_id"))
@@ -201,34 +216,49 @@ class MusicFlamingoQualityScorer:
                 path = resolve_audio_path(song, paths, fetch=self.fetch)
                 # Straight to 16 kHz mono in blocks; nothing past the model's cap is decoded.
                 audio = decode_audio(path, sample_rate=SAMPLE_RATE, mono=True, max_seconds=self._audio_cap(),
-                                     to_end=False)
+                                     to_end=False, sha256=hashes[i] if hashes else None)
             except AudioUnavailable as exc:
-                results[i] = self._failed(song_id, f"audio {exc.reason}: {exc.detail}")
+                batch.results[i] = self._failed(song_id, f"audio {exc.reason}: {exc.detail}")
                 continue
-            waveforms.append(audio.samples)
-            hashes.append(audio.sha256)
-            index.append(i)
-        if waveforms:
+            batch.waveforms.append(audio.samples)
+            batch.hashes.append(audio.sha256)
+            batch.index.append(i)
+        return batch
+
+    def generate_batch(self, batch: DecodedBatch) -> list[ScoreResult]:
+        """Generate and parse the replies of a decoded batch, one result per song in input order.
+        A generate() error on a batch is retried song by song, so one bad input fails alone."""
+        results = list(batch.results)
+        if batch.waveforms:
             try:
-                replies = self.generate_replies(waveforms)
+                replies = self.generate_replies(batch.waveforms)
             except Exception as exc:  # noqa: BLE001 - retried one by one below, then recorded
-                if len(waveforms) == 1:
+                if len(batch.waveforms) == 1:
                     replies = [exc]
                 else:
                     log.warning("batched generation failed (%s); retrying song by song", exc)
                     replies = []
-                    for w in waveforms:
+                    for w in batch.waveforms:
                         try:
                             replies.extend(self.generate_replies([w]))
                         except Exception as one_exc:  # noqa: BLE001
                             replies.append(one_exc)
-            for i, sha, reply in zip(index, hashes, replies):
-                song_id = str(records[i].get("song_id"))
+            for i, sha, reply in zip(batch.index, batch.hashes, replies):
+                song_id = str(batch.records[i].get("song_id"))
                 if isinstance(reply, Exception):
                     results[i] = self._failed(song_id, f"generation failed: {type(reply).__name__}: {reply}", sha)
                 else:
                     results[i] = self.result_from_reply(song_id, reply, sha)
         return [r for r in results if r is not None]
+
+    def score_batch(self, songs: pd.DataFrame | Iterable[Mapping[str, Any]],
+                    paths: DataPaths | None = None) -> list[ScoreResult]:
+        """Score songs with the model (no cache), one result per song in input order.
+
+        Songs whose audio is unavailable are ``failed`` with the reason; they do not stop the batch.
+        A generate() error on a batch is retried song by song, so one bad input fails alone.
+        """
+        return self.generate_batch(self.decode_batch(songs, paths))
 
     def score_songs(self, songs: pd.DataFrame | Iterable[Mapping[str, Any]],
                     cache_dir: str | Path | None = None, progress: bool = True,
@@ -249,12 +279,13 @@ class MusicFlamingoQualityScorer:
         memo = AudioHashMemo(cache_dir)
         results: list[ScoreResult | None] = [None] * len(records)
         todo: list[int] = []
+        hashes: dict[int, str] = {}
         stale: dict[str, int] = {}
         for i, song in enumerate(records):
             song_id = song.get("song_id")
             try:
                 path = resolve_audio_path(song, paths, fetch=self.fetch)
-                sha = memo.sha256(path)
+                sha = hashes[i] = memo.sha256(path)
             except AudioUnavailable as exc:
                 results[i] = self._failed(str(song_id), f"audio {exc.reason}: {exc.detail}")
                 continue
@@ -276,10 +307,20 @@ class MusicFlamingoQualityScorer:
         n_cached = sum(1 for r in results if r is not None and r.cached)
         bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="song",
                    desc="music flamingo", disable=not progress, dynamic_ncols=True)
+        chunks = [todo[start:start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
+        # The next batch is decoded in a thread while this one generates (dr_mp3 and soxr release
+        # the GIL), so the model does not wait for the CPU path between batches.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flamingo-decode")
         try:
-            for start in range(0, len(todo), self.batch_size):
-                chunk = todo[start:start + self.batch_size]
-                for i, result in zip(chunk, self.score_batch([records[i] for i in chunk], paths=paths)):
+            pending = (pool.submit(self.decode_batch, [records[i] for i in chunks[0]], paths,
+                                   [hashes[i] for i in chunks[0]])
+                       if chunks else None)
+            for n, chunk in enumerate(chunks):
+                decoded = pending.result()
+                pending = (pool.submit(self.decode_batch, [records[i] for i in chunks[n + 1]], paths,
+                                   [hashes[i] for i in chunks[n + 1]])
+                           if n + 1 < len(chunks) else None)
+                for i, result in zip(chunk, self.generate_batch(decoded)):
                     results[i] = result
                     if cache_dir is not None and result.succeeded:
                         write_cached(cache_dir, result)
@@ -287,6 +328,7 @@ class MusicFlamingoQualityScorer:
                 if on_batch is not None:
                     on_batch([r for r in results if r is not None])
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
             done = [r for r in results if r is not None]
             self.last_run = {
