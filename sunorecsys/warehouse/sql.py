@@ -56,6 +56,7 @@ from sunorecsys.warehouse.views import (
     ANALYST_TABLES,
     MANIFEST_VIEW,
     SAFE_CONNECT_CONFIG,
+    bind_sources,
     build_analyst_views,
     create_manifest_view,
     find_view_sources,
@@ -180,19 +181,12 @@ def open_sandboxed_views(paths: DataPaths, *, temp_dir: Path, memory_limit: str)
     con = duckdb.connect(":memory:", config=_resource_config(temp_dir, memory_limit))
     try:
         sources = find_view_sources(paths)
-        views: dict[str, dict] = {}
-        skipped: dict[str, str] = {}
-        for table, src in sources.items():
-            if src.source is None:
-                skipped[table] = src.reason
-                continue
-            try:
-                dataset = table_dataset(src)
-            except (OSError, pa.ArrowException) as exc:
-                skipped[table] = f"unreadable Parquet under {src.source}: {exc}"
-                continue
+        def bind(table: str, src) -> list[str]:
+            dataset = table_dataset(src)
             con.register(table, dataset)
-            views[table] = {"source": src.source, "files": src.files, "columns": dataset.schema.names}
+            return dataset.schema.names
+
+        views, skipped = bind_sources(sources, bind, (OSError, pa.ArrowException))
         create_manifest_view(con, sources, views, skipped, data_root=str(Path(paths.root).resolve()),
                              built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         # From here on DuckDB opens no file at all (spill files in temp_dir excepted), and no

@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,25 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource],
     error as its reason: one bad table never takes the others down. Returns the ``views`` and
     ``skipped`` parts of :func:`build_analyst_views`'s result.
     """
+    def bind(table: str, src: ViewSource) -> list[str]:
+        try:
+            # Binding the view reads every file's schema now, so a broken file is caught here.
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {src.read_sql()}')
+            return [row[0] for row in con.execute(f'DESCRIBE "{table}"').fetchall()]
+        except duckdb.Error:
+            con.execute(f'DROP VIEW IF EXISTS "{table}"')
+            raise
+
+    views, skipped = bind_sources(sources, bind, duckdb.Error)
+    create_manifest_view(con, sources, views, skipped, data_root=data_root, built_at=built_at)
+    return {"views": views, "skipped": skipped}
+
+
+def bind_sources(sources: dict[str, ViewSource], bind: Callable[[str, ViewSource], list[str]],
+                 errors: type[BaseException] | tuple[type[BaseException], ...]
+                 ) -> tuple[dict[str, dict], dict[str, str]]:
+    """``bind(table, source) -> columns`` for every table with files: ``(views, skipped)``, where a
+    table without files, or whose ``bind`` raised one of ``errors``, is skipped with the reason."""
     views: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     for table, src in sources.items():
@@ -142,16 +162,12 @@ def create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource],
             skipped[table] = src.reason
             continue
         try:
-            # Binding the view reads every file's schema now, so a broken file is caught here.
-            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {src.read_sql()}')
-            columns = [row[0] for row in con.execute(f'DESCRIBE "{table}"').fetchall()]
-        except duckdb.Error as exc:
-            con.execute(f'DROP VIEW IF EXISTS "{table}"')
+            columns = bind(table, src)
+        except errors as exc:
             skipped[table] = f"unreadable Parquet under {src.source}: {exc}"
             continue
         views[table] = {"source": src.source, "files": src.files, "columns": columns}
-    create_manifest_view(con, sources, views, skipped, data_root=data_root, built_at=built_at)
-    return {"views": views, "skipped": skipped}
+    return views, skipped
 
 
 def create_manifest_view(con: duckdb.DuckDBPyConnection, sources: dict[str, ViewSource], views: dict,
