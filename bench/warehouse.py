@@ -16,6 +16,8 @@ What each side measures (wall clock, same machine, same run):
   day of quality_scores) on both, to show the date filter still skips whole files.
 * cli: one real `python -m sunorecsys sql "<query>"` subprocess for the first query (end to end:
   interpreter start, imports, query, printing).
+* Ctrl-C: seconds from SIGINT to the exit (130) of a `sunorecsys sql` process running a query
+  that would run for hours (three runs).
 * pandas: `pd.concat(pd.read_parquet(f, columns=<only the columns the query needs>) for f in files)`
   for each table the query reads, then the same computation (groupby / sort); one run. Like the SQL,
   pandas reads the song context (genre, creator, plays) from the score tables: no join on either side.
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -137,6 +140,34 @@ def same_numbers(sql_result: pd.DataFrame, pandas_result: pd.DataFrame) -> bool:
                            rtol=1e-9, equal_nan=True) for c in numeric)
 
 
+RUNAWAY = "SELECT sum(hash(i)) FROM range(1000000000000) t(i)"
+
+
+def ctrl_c_latency(paths: DataPaths, runs: int = 3) -> list[float]:
+    """Seconds from SIGINT to the end of a `sunorecsys sql` process running a query that would run
+    for hours (sent 1.5 s after the query started, once the private spill folder exists)."""
+    out = []
+    for _ in range(runs):
+        spill = Path(tempfile.mkdtemp(prefix="sunorecsys-bench-spill-"))
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "sunorecsys", "--data-dir", str(paths.root), "sql",
+                                     "--timeout", "0", RUNAWAY], cwd=REPO, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(spill)})
+            give_up = time.monotonic() + 120
+            while not list(spill.glob("sunorecsys-sql-*")) and proc.poll() is None and time.monotonic() < give_up:
+                time.sleep(0.02)
+            time.sleep(1.5)
+            sent = time.perf_counter()
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=120)
+            out.append(time.perf_counter() - sent)
+            if proc.returncode != 130:
+                print(f"  Ctrl-C: exit {proc.returncode}, expected 130", file=sys.stderr)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000, help="songs = rows per score table")
@@ -237,6 +268,9 @@ def main() -> int:
               "sides gave the same numbers.")
         print(f"\nend to end: `sunorecsys sql` subprocess for {first.name}: {cli_s:.2f} s "
               "(interpreter start + imports + query + printing)")
+        stops = ctrl_c_latency(paths)
+        print(f"Ctrl-C on a runaway query: stopped and exited in {', '.join(f'{x:.2f}' for x in stops)} s "
+              f"(target < 1 s; load average {os.getloadavg()[0]:.1f})")
         return 0
     finally:
         if not args.dir:

@@ -213,7 +213,9 @@ def test_ctrl_c_stops_a_running_query(scene, tmp_path):
         time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)  # a runaway left alone would run for hours
+        # A runaway left alone would run for hours. How fast it stops (0.16 s on a quiet machine) is
+        # a figure for bench/warehouse.py, not an assertion: on a loaded CI box 10 s was too short.
+        _, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
