@@ -32,7 +32,8 @@ from sunorecsys.recommenders.base import SongIndex
 from sunorecsys.recommenders.listening_log import build_user_items
 
 CHANNEL_WEIGHTS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-                   "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
+                   "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
+                   "sequence": "sequence_weight"}
 
 
 def unheard(ranked, heard, n):

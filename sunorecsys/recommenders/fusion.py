@@ -31,7 +31,7 @@ import numpy as np
 
 from sunorecsys.recommenders.base import Candidates
 
-CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease")
+CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease", "sequence")
 TEXT_CHANNELS = ("content", "prompt")
 MISSING_QUALITY_POLICIES = ("keep", "drop")
 

@@ -35,6 +35,7 @@ from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.sequence import SequenceChannel, near_counts
 from sunorecsys.recommenders.spam_policy import (
     check_spam_policy,
     demote_flagged,
@@ -64,13 +65,16 @@ def read_default_interactions() -> pd.DataFrame | None:
 
 
 WEIGHT_PARAMS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-                 "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
+                 "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
+                 "sequence": "sequence_weight"}
 GUIDE_CHANNELS = ("item_cf", "content", "prompt", "user", "quality")
-LOG_CHANNELS = ("item_cf", "user", "ease")
-QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease")
+LOG_CHANNELS = ("item_cf", "user", "ease", "sequence")
+QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease", "sequence")
+# channels beyond the guide's five: off when all five guide weights are given (the guide's fusion, exactly)
+EXTRA_CHANNELS = ("ease", "sequence")
 # Used when the log is too small to learn from (fewer than MIN_VALIDATION_USERS listeners to hold
 # out): text carries most, since co-listening on a handful of listeners is mostly noise.
-PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2}
+PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2, "sequence": 0.2}
 DEFAULT_COLD_SCALE = 0.5
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
@@ -103,7 +107,8 @@ class HybridRecommender:
                  prompt_params: dict | None = None, user_params: dict | None = None,
                  ease_weight: float | None = None, ease_params: dict | None = None,
                  history_half_life: float | str | None = "learned", validation_users: int = 1000,
-                 random_state: int = 0, spam_policy: str = "exclude") -> None:
+                 random_state: int = 0, spam_policy: str = "exclude", sequence_weight: float | None = None,
+                 sequence_params: dict | None = None) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -125,13 +130,17 @@ class HybridRecommender:
         self.validation_users = validation_users
         self.random_state = random_state
         self.spam_policy = check_spam_policy(spam_policy)  # see spam_policy.py
+        self.sequence_weight = sequence_weight
+        self.sequence_params = sequence_params
 
     # -- settings ---------------------------------------------------------------------------------
     def given_weights(self) -> dict[str, float | None]:
         """The constructor's weights by channel (None = learned at fit)."""
         given = {c: getattr(self, p) for c, p in WEIGHT_PARAMS.items()}
-        if given["ease"] is None and all(given[c] is not None for c in GUIDE_CHANNELS):
-            given["ease"] = 0.0
+        if all(given[c] is not None for c in GUIDE_CHANNELS):
+            for extra in EXTRA_CHANNELS:
+                if given[extra] is None:
+                    given[extra] = 0.0
         return given
 
     def fusion_weights(self, mode: str = "user") -> dict[str, float]:
@@ -142,8 +151,9 @@ class HybridRecommender:
             if w is None:
                 w = learned.get(c, PRIOR_WEIGHTS[c])
             out[c] = float(w)
-        if "ease" in out and not hasattr(self, "ease_"):
-            out["ease"] = 0.0
+        for extra in EXTRA_CHANNELS:
+            if extra in out and not hasattr(self, f"{extra}_"):
+                out[extra] = 0.0
         return out
 
     @property
@@ -173,7 +183,7 @@ class HybridRecommender:
         hyper-parameters need a new ``fit``. A weight set to None falls back to the learned one.
         """
         fixed = {"item_cf_params", "content_params", "prompt_params", "user_params", "ease_params",
-                 "validation_users", "random_state"}
+                 "sequence_params", "validation_users", "random_state"}
         if fixed & set(params):
             raise ValueError(f"{sorted(fixed & set(params))} need a new fit")
         other = copy.copy(self)
@@ -230,7 +240,7 @@ class HybridRecommender:
         t = time.perf_counter()
         self.fusion_ = self._learn_fusion(quality)
         timings["fusion_validation"] = time.perf_counter() - t
-        for name, channel in self._fit_log_channels(self.user_items_, timings).items():
+        for name, channel in self._fit_log_channels(self.user_items_, self.pair_times_, timings).items():
             setattr(self, f"{name}_", channel)
         self.quality_ = QualityChannel().fit(quality, self.user_.popularity_)
         self._set_query_state()
@@ -253,8 +263,19 @@ class HybridRecommender:
     def _use_ease(self) -> bool:
         return self.given_weights()["ease"] != 0.0
 
-    def _fit_log_channels(self, matrix, timings: dict | None = None) -> dict:
-        """item CF, ALS (+ creators) and EASE on ``matrix``, sized by ``sizing`` unless params say otherwise."""
+    def _use_sequence(self) -> bool:
+        return self.given_weights()["sequence"] != 0.0
+
+    def _sequence_params(self, pairs: int) -> dict:
+        """Window by ``sizing``; the exponent as given, else as learned on validation (else the class default)."""
+        params = {"window": sizing.sequence_window(pairs), **(self.sequence_params or {})}
+        learned = getattr(self, "fusion_", {}).get("sequence_exponent")
+        if "popularity_exponent" not in params and learned is not None:
+            params["popularity_exponent"] = learned
+        return params
+
+    def _fit_log_channels(self, matrix, times=None, timings: dict | None = None) -> dict:
+        """item CF, ALS (+ creators), EASE and sequence on ``matrix``, sized by ``sizing`` unless params say otherwise."""
         timings = {} if timings is None else timings
         warm = int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum())
         cf_params = {"neighbours": sizing.bm25_neighbours(warm), **(self.item_cf_params or {})}
@@ -272,6 +293,10 @@ class HybridRecommender:
             t = time.perf_counter()
             out["ease"] = EaseChannel(**(self.ease_params or {})).fit(matrix)
             timings["ease"] = timings.get("ease", 0.0) + time.perf_counter() - t
+        if self._use_sequence() and matrix.nnz:
+            t = time.perf_counter()
+            out["sequence"] = SequenceChannel(**self._sequence_params(matrix.nnz)).fit(matrix, times)
+            timings["sequence"] = timings.get("sequence", 0.0) + time.perf_counter() - t
         return out
 
     def _set_query_state(self) -> None:
@@ -284,6 +309,9 @@ class HybridRecommender:
                  "als_regularization": self.user_.regularization}
         if hasattr(self, "ease_"):
             sizes.update({"ease_items": len(self.ease_.pool_), "ease_l2": round(self.ease_.l2_, 2)})
+        if hasattr(self, "sequence_"):
+            sizes.update({"sequence_window": self.sequence_.window,
+                          "sequence_exponent": self.sequence_.popularity_exponent})
         return sizes
 
     # -- fusion learning --------------------------------------------------------------------------
@@ -302,7 +330,7 @@ class HybridRecommender:
                                                 f"(< {MIN_VALIDATION_USERS}): prior weights"}
         probe = copy.copy(self)
         probe.user_items_, probe.pair_times_ = split.train, split.train_times
-        for name, channel in self._fit_log_channels(split.train).items():
+        for name, channel in self._fit_log_channels(split.train, split.train_times).items():
             setattr(probe, f"{name}_", channel)
         probe.quality_ = QualityChannel().fit(quality, probe.user_.popularity_)
         probe._set_query_state()
@@ -326,6 +354,11 @@ class HybridRecommender:
                                                  histories[g], int(split.rows[g]), depth) for g in groups],
                                   [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_)
 
+        seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
+        if hasattr(probe, "sequence_") and "popularity_exponent" not in (self.sequence_params or {}):
+            probe.sequence_, learned["sequence_exponent"], learned["sequence_exponent_ndcg@10"] = \
+                self._pick_sequence_exponent(probe, split, seeds, histories, votes, depth)
+
         # the history half-life: the one whose best single channel does best, on up to HALF_LIFE_USERS listeners
         all_groups = np.arange(len(split.rows))
         best_hl = self.half_life
@@ -339,7 +372,6 @@ class HybridRecommender:
             learned["half_life_ndcg@10"] = {str(k): round(v, 5) for k, v in scores.items()}
         best_feats = user_features(best_hl, all_groups)
         learned["half_life"] = best_hl
-        seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
         seed_feats = build_features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)],
                                     split.targets, channels, probe.cold_, votes, probe.tiebreak_)
         for mode, f in (("user", best_feats), ("seeds", seed_feats)):
@@ -352,6 +384,25 @@ class HybridRecommender:
         learned["cold_scale"] = min(learned["cold_scale_by_mode"].values())
         return learned
 
+    @staticmethod
+    def _pick_sequence_exponent(probe, split, seeds, histories, votes, depth):
+        """The sequence channel's popularity exponent with the best seed-query NDCG@10 alone on validation.
+
+        One count of the near pairs, rescaled per exponent (``sizing.SEQUENCE_EXPONENTS``); ties go
+        to the larger exponent (wider coverage at equal accuracy).
+        """
+        base = probe.sequence_
+        counts = near_counts(split.train, split.train_times, base.window, base.decay)
+        listeners = np.bincount(split.train.indices, minlength=split.train.shape[1])
+        scores, fitted = {}, {}
+        for e in sizing.SEQUENCE_EXPONENTS:
+            ch = SequenceChannel(base.window, base.decay, e, base.neighbours).fit_counts(counts, listeners)
+            f = build_features([{"sequence": ch.candidates(s, depth, h)} for s, h in zip(seeds, histories)],
+                               split.targets, ["sequence"], probe.cold_, votes, probe.tiebreak_)
+            scores[e], fitted[e] = ndcg(f, np.ones(1)), ch
+        best = max(scores, key=lambda e: (round(scores[e], 4), e))
+        return fitted[best], best, {str(k): round(v, 5) for k, v in scores.items()}
+
     # -- query ------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "songs_"):
@@ -360,8 +411,9 @@ class HybridRecommender:
     def channels(self) -> dict:
         out = {"item_cf": self.item_cf_, "content": self.content_, "prompt": self.prompt_,
                "user": self.user_, "quality": self.quality_}
-        if hasattr(self, "ease_"):
-            out["ease"] = self.ease_
+        for extra in EXTRA_CHANNELS:
+            if hasattr(self, f"{extra}_"):
+                out[extra] = getattr(self, f"{extra}_")
         return out
 
     def _history_of_row(self, pos: int) -> np.ndarray:

@@ -44,3 +44,16 @@ def recency_weights(n: int, half_life: float | None) -> np.ndarray:
     if half_life is None:
         return np.ones(n, np.float32)
     return np.power(0.5, np.arange(n, dtype=np.float64) / half_life).astype(np.float32)
+
+
+# The sequence channel's popularity exponent is picked among these on the fusion's validation split.
+SEQUENCE_EXPONENTS: tuple[float, ...] = (0.3, 0.4, 0.5)
+SEQUENCE_PAIR_BUDGET = 40_000_000
+
+
+def sequence_window(pairs: int) -> int:
+    """Songs apart that still count as "listened near": 10, shrunk on big logs to ~40 M counted pairs.
+
+    Each window step adds two entries per positive pair; at 10 M events (~8 M pairs) the window is 2.
+    """
+    return int(np.clip(SEQUENCE_PAIR_BUDGET // max(2 * pairs, 1), 2, 10))
