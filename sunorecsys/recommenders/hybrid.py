@@ -29,7 +29,13 @@ from sunorecsys.recommenders.base import Candidates, SongIndex
 from sunorecsys.recommenders.content import ContentChannel
 from sunorecsys.recommenders.ease import EaseChannel
 from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, FusionRules, fuse, tiebreak_order
-from sunorecsys.recommenders.fusion_learning import build_features, holdout_split, ndcg, search_weights
+from sunorecsys.recommenders.fusion_learning import (
+    build_features,
+    holdout_split,
+    ndcg,
+    search_exposure,
+    search_weights,
+)
 from sunorecsys.recommenders.item_cf import ItemCFChannel
 from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
@@ -108,7 +114,8 @@ class HybridRecommender:
                  ease_weight: float | None = None, ease_params: dict | None = None,
                  history_half_life: float | str | None = "learned", validation_users: int = 1000,
                  random_state: int = 0, spam_policy: str = "exclude", sequence_weight: float | None = None,
-                 sequence_params: dict | None = None) -> None:
+                 sequence_params: dict | None = None, exposure: float | str = "learned",
+                 exposure_budget: float = 0.02) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -132,6 +139,8 @@ class HybridRecommender:
         self.spam_policy = check_spam_policy(spam_policy)  # see spam_policy.py
         self.sequence_weight = sequence_weight
         self.sequence_params = sequence_params
+        self.exposure = exposure
+        self.exposure_budget = exposure_budget
 
     # -- settings ---------------------------------------------------------------------------------
     def given_weights(self) -> dict[str, float | None]:
@@ -164,6 +173,12 @@ class HybridRecommender:
     @property
     def cold_scale(self) -> float:
         return float(getattr(self, "fusion_", {}).get("cold_scale", DEFAULT_COLD_SCALE))
+
+    def exposure_for(self, mode: str) -> float:
+        """The popularity discount (``fusion.py`` step 4) for a "user" or "seeds" query: given, else learned."""
+        if self.exposure != "learned":
+            return float(self.exposure or 0.0)
+        return float(getattr(self, "fusion_", {}).get("exposure", {}).get(mode, 0.0))
 
     @property
     def half_life(self) -> float | None:
@@ -352,7 +367,8 @@ class HybridRecommender:
             return build_features([probe._lists(channels, histories[g][: self.history_seeds],
                                                  sizing.recency_weights(min(len(histories[g]), self.history_seeds), hl),
                                                  histories[g], int(split.rows[g]), depth) for g in groups],
-                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_)
+                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_,
+                                  probe.user_.popularity_)
 
         seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
         if hasattr(probe, "sequence_") and "popularity_exponent" not in (self.sequence_params or {}):
@@ -373,13 +389,20 @@ class HybridRecommender:
         best_feats = user_features(best_hl, all_groups)
         learned["half_life"] = best_hl
         seed_feats = build_features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)],
-                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_)
+                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_,
+                                    probe.user_.popularity_)
         for mode, f in (("user", best_feats), ("seeds", seed_feats)):
             result = search_weights(f, fixed=fixed, fixed_quality=fixed_quality)
             learned["weights"][mode] = {**result.weights, "quality": result.quality_weight}
             learned["validation_ndcg@10"][mode] = result.ndcg
             learned["single_channel_ndcg@10"][mode] = result.single
             learned.setdefault("cold_scale_by_mode", {})[mode] = result.cold_scale
+            if self.exposure == "learned":
+                exp = search_exposure(f, result.weights, result.quality_weight, result.cold_scale,
+                                      self.exposure_budget, max(result.single.values()))
+                learned.setdefault("exposure", {})[mode] = exp.exposure
+                learned.setdefault("exposure_ndcg@10", {})[mode] = exp.by_exposure
+                learned["validation_ndcg@10"][mode] = exp.ndcg
         # one cold scale for both kinds of query: the smaller keeps warm lists safest
         learned["cold_scale"] = min(learned["cold_scale_by_mode"].values())
         return learned
@@ -475,7 +498,8 @@ class HybridRecommender:
         flagged = getattr(self, "spam_flagged_", None)  # a model saved without flags has none
         exclude = exclude_flagged(exclude, flagged, self.spam_policy)
         depth = max(self.candidates_per_channel, n)
-        weights = self.fusion_weights("user" if user_row is not None else "seeds")
+        mode = "user" if user_row is not None else "seeds"
+        weights = self.fusion_weights(mode)
         cold_scale = self.cold_scale
         wanted = [c for c in QUERY_CHANNELS if weights.get(c, 0.0) > 0
                   or (c in TEXT_CHANNELS and cold_scale > 0)]
@@ -487,7 +511,8 @@ class HybridRecommender:
                     creators=self.creators_, exclude=exclude, rules=rules,
                     n=rows_to_fetch(n, flagged, self.spam_policy),
                     fallback=self.quality_.candidates(seed_idx, depth, exclude),
-                    cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_)
+                    cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_,
+                    popularity=self.user_.popularity_, exposure=self.exposure_for(mode))
         rows = demote_flagged(rows, flagged, self.spam_policy, n)
         out = []
         for rank, row in enumerate(rows, start=1):

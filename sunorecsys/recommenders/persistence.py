@@ -261,11 +261,10 @@ def _check_params(manifest: dict, model_class) -> dict:
         if name.endswith("_weight") and value is not None and not (
                 isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
             raise ModelFileError(f"{MANIFEST}: {name} = {value!r} is not a finite weight >= 0")
-    for name in CHANNEL_CLASSES:
+    for name, cls in CHANNEL_CLASSES.items():
         cp = manifest["channel_params"].get(name)
         if cp is None:
             continue
-        cls = CHANNEL_CLASSES[name]
         ok = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         if not isinstance(cp, dict) or set(cp) - set(ok):
             raise ModelFileError(f"{MANIFEST}: channel_params[{name!r}] has unknown keys")

@@ -43,6 +43,10 @@ def tfidf_matrix(texts: list[str], *, char_ngrams: tuple[int, int] = (3, 5), max
         except ValueError:  # empty vocabulary (no text at all, or everything pruned)
             blocks.append(sp.csr_matrix((len(texts), 0), dtype=np.float32))
     matrix = sp.hstack(blocks, format="csr", dtype=np.float32)
+    if matrix.shape[1] == 0:
+        # every song shares the same text (or has none): the text tells songs apart by nothing, so the
+        # channel has no terms and proposes nothing (sklearn's normalize refuses a 0-column matrix)
+        return matrix
     return normalize(matrix, norm="l2", copy=False).astype(np.float32)
 
 
