@@ -276,3 +276,25 @@ def search_exposure(f: Features, weights: dict[str, float], quality_weight: floa
             break
         chosen, value = e, v
     return LearnedExposure(chosen, round(value, 5), table)
+
+
+def sample_listeners(matrix: sp.csr_matrix, times: np.ndarray, max_pairs: int,
+                     seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The rows of a random set of listeners holding about ``max_pairs`` pairs (others emptied; same shape).
+
+    Lets the validation fit run on a sample of a big log (``sizing.VALIDATION_MAX_PAIRS``); row
+    numbers stay those of the full matrix.
+    """
+    if matrix.nnz <= max_pairs:
+        return matrix, times
+    rng = np.random.default_rng(seed)
+    counts = np.diff(matrix.indptr)
+    order = rng.permutation(matrix.shape[0])
+    chosen = order[: int(np.searchsorted(np.cumsum(counts[order]), max_pairs)) + 1]
+    mask = np.zeros(matrix.shape[0], bool)
+    mask[chosen] = True
+    keep = np.repeat(mask, counts)
+    kept_counts = np.where(mask, counts, 0)
+    indptr = np.concatenate([[0], np.cumsum(kept_counts)]).astype(np.int64)
+    sub = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    return sub, np.asarray(times)[keep]

@@ -57,3 +57,13 @@ def sequence_window(pairs: int) -> int:
     Each window step adds two entries per positive pair; at 10 M events (~8 M pairs) the window is 2.
     """
     return int(np.clip(SEQUENCE_PAIR_BUDGET // max(2 * pairs, 1), 2, 10))
+
+
+# The fusion's validation fit runs on at most this many positive pairs (a sample of listeners):
+# the weights transfer, and the second fit of every log channel stays a fraction of the first.
+VALIDATION_MAX_PAIRS = 2_000_000
+
+
+def als_iterations(pairs: int) -> int:
+    """15 sweeps, 10 above 2 M pairs (the fit budget at 10 M events; ALS gains little after 10)."""
+    return 15 if pairs <= 2_000_000 else 10
