@@ -5,8 +5,9 @@ Each rule was checked on MovieLens-100K leave-last-10 (90,570 training pairs, 1,
 (``bench/recommender.py``):
 
 * ALS factors ~ sqrt(pairs) / 10 as a power of two in [8, 128]: 32 on MovieLens (NDCG@10 0.134
-  against 0.125 with 64 and 0.112 with 128), 8 on the sample; above 2 M pairs at most 64 (the fit,
-  done twice with the validation, has to stay within 15 minutes at 10 M events on 2 cores);
+  against 0.125 with 64 and 0.112 with 128), 8 on the sample; above 500 k pairs at most 64 and
+  above 5 M at most 32 (the fit, done twice with the validation, has to stay within 15 minutes at
+  10 M events on 2 cores);
   regularisation grows with the rank (factors / 16): more factors need more shrinkage.
 * BM25 neighbours K = warm songs / 8 in [20, 200], and 100 above 100,000 warm songs (memory:
   K floats per song): on MovieLens K = 200 beat 100 (0.117 vs 0.114) and 20 (0.109).
@@ -25,7 +26,7 @@ HALF_LIFE_CHOICES: tuple[float | None, ...] = (5.0, 10.0, 20.0, 40.0, None)   # 
 def als_factors(pairs: int) -> int:
     """ALS rank for ``pairs`` positive (user, song) pairs."""
     raw = np.sqrt(max(pairs, 1)) / 10.0
-    cap = 64 if pairs > 500_000 else 128
+    cap = 32 if pairs > 5_000_000 else 64 if pairs > 500_000 else 128
     return int(np.clip(2 ** round(np.log2(max(raw, 1.0))), 8, cap))
 
 
