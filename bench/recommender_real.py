@@ -145,7 +145,7 @@ def main() -> int:
         for channel, key in CHANNEL_WEIGHTS.items():
             if channel == "quality":
                 continue
-            alone = model.with_settings(**{**zero, key: 1.0})
+            alone = model.with_settings(**{**zero, key: 1.0}, exposure=0.0)   # the channel's own order
             record(f"  its {channel} channel alone", *hybrid_lists(alone, users, split.seeds, heard, args.n), 0.0)
     if args.frontier:
         # reporting only (the default's discount is learned on its own validation split)
