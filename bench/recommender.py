@@ -107,11 +107,12 @@ def main() -> int:
 
     text = {"query_terms": 24, "max_postings": args.max_postings, "min_df": 2}
     model = HybridRecommender(user_params={"pool_size": args.als_pool}, content_params=text, prompt_params=text)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     model.fit(songs, interactions=interactions, quality_scores=quality)
-    fit_s = time.perf_counter() - t
+    fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - cpu
     stats = model.fit_stats_
-    print(f"fit:                 {fit_s:8.1f} s   per channel {stats['channel_fit_seconds']}")
+    print(f"fit:                 {fit_s:8.1f} s wall, {fit_cpu:8.1f} s CPU (load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)   per channel (wall) {stats['channel_fit_seconds']}")
     print(f"  listening matrix:  {stats['users']:,} users x {stats['songs']:,} songs, {stats['pairs']:,} positive pairs,"
           f" {stats['warm_songs']:,} warm songs")
     print(f"  peak RSS after fit: {peak_rss_gb():.2f} GB")
@@ -132,11 +133,12 @@ def main() -> int:
         queries.append(model.songs_.ids[idx].tolist())
     model.recommend(song_ids=queries[0], n=10)  # warm-up (first BLAS call, lazy caches)
 
-    latencies = []
+    latencies, cpu_latencies = [], []
     for seeds in queries:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         model.recommend(song_ids=seeds, n=10)
         latencies.append(time.perf_counter() - t)
+        cpu_latencies.append(time.process_time() - cpu)
 
     bare_model = model.item_cf_.model_
     bare = []
@@ -172,7 +174,9 @@ def main() -> int:
 
     p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
     b50, b99 = percentile_ms(bare, 50), percentile_ms(bare, 99)
-    print(f"recommend (5 seeds): p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {np.mean(latencies) * 1000:.2f} ms")
+    print(f"recommend (5 seeds): p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   mean {np.mean(latencies) * 1000:.2f} ms wall; "
+          f"CPU time p50 {percentile_ms(cpu_latencies, 50):7.2f} ms  p99 {percentile_ms(cpu_latencies, 99):7.2f} ms "
+          f"(load average {os.getloadavg()[0]:.1f}: wall time includes waiting for a core)")
     print(f"implicit similar_items x5 (bare BM25 item-item): p50 {b50:7.3f} ms   p99 {b99:7.3f} ms")
     print(f"ratio recommend / bare implicit: p50 {p50 / b50:6.1f}x   p99 {p99 / b99:6.1f}x")
     a50, a99 = percentile_ms(als_bare, 50), percentile_ms(als_bare, 99)
@@ -200,7 +204,7 @@ def main() -> int:
 
     peak = peak_rss_gb()
     print(f"peak memory (ru_maxrss): {peak:.2f} GB")
-    print(f"targets: fit < 900 s: {fit_s < 900} | peak < 10 GB: {peak < 10} | p50 < 20 ms: {p50 < 20} | "
+    print(f"targets: fit < 900 s: {fit_s < 900} (CPU {fit_cpu < 900}) | peak < 10 GB: {peak < 10} | p50 < 20 ms: {p50 < 20} | "
           f"p99 < 100 ms: {p99 < 100}   (machine shared with other jobs: compare ratios, not absolutes)")
     return 0
 

@@ -24,15 +24,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+import numpy as np
+
 from sunorecsys.evaluation.baselines import EaseBaseline, als_baseline, bm25_baseline
 from sunorecsys.evaluation.compare import paired_bootstrap, score_method
-from sunorecsys.evaluation.protocols import leave_last_k
+from sunorecsys.evaluation.protocols import leave_last_k, new_items_split
 from sunorecsys.evaluation.public_logs import movielens_100k
 from sunorecsys.recommenders.base import SongIndex
+from sunorecsys.recommenders.hybrid import HybridRecommender
 from sunorecsys.recommenders.listening_log import build_user_items
 
 CHANNEL_WEIGHTS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-                   "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
+                   "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
+                   "sequence": "sequence_weight"}
 
 
 def unheard(ranked, heard, n):
@@ -49,17 +53,42 @@ def hybrid_lists(model, users, seeds, heard, n):
     return by_user, by_seeds
 
 
-def cold_recall(model, split, index, users, n):
-    """Recall@n (user queries) of held-out songs nobody had listened to in the training log."""
-    cold = set(index.ids[model.cold_])
-    pairs = [(u, s) for u in users for s in split.test[u] if s in cold]
-    if not pairs:
-        print("cold-start: no held-out song is new to the training log")
-        return
+def new_songs_report(songs, interactions, share, n):
+    """Recall of songs first seen in the test period (every event of theirs removed from training)."""
+    split = new_items_split(interactions, share=share)
+    model = HybridRecommender().fit(songs, interactions=split.train)
+    new = set(split.new_songs)
+    users = sorted(split.test)
+    ui = build_user_items(split.train, SongIndex(songs["song_id"]))
+    heard = {u: set(songs["song_id"].to_numpy()[ui.matrix[r].indices])
+             for u, r in zip(users, ui.users.get_indexer(users))}
+    seeds = {u: split.train[split.train["user_id"] == u].sort_values("timestamp")["song_id"].astype(str)
+             .drop_duplicates().tolist()[-5:] for u in users}
+    deep = max(n, 50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hits = sum(s in {r["song_id"] for r in model.recommend(user_id=u, n=n)} for u, s in pairs)
-    print(f"cold-start: {len(pairs)} held-out (listener, new song) pairs; recall@{n} of new songs {hits / len(pairs):.3f}")
+        by_user = {u: [r["song_id"] for r in model.recommend(user_id=u, n=deep)] for u in users}
+        by_seeds = {u: unheard([r["song_id"] for r in model.recommend(song_ids=seeds[u], n=deep + len(heard[u]))],
+                               heard[u], deep) for u in users}
+        # the fused order restricted to the new songs (for them it is the text floor, fusion.py step 3)
+        among_new = {u: [s for s in (r["song_id"] for r in model.recommend(user_id=u, n=len(songs))) if s in new]
+                     for u in users}
+    pairs = sum(len(split.test[u]) for u in users)
+    print(f"\nnew songs ({share:.0%} of the catalogue first heard from {split.cut:%Y-%m-%d}, {len(new)} songs, "
+          f"{pairs} (listener, new song) pairs over {len(users)} listeners; cold at fit; bare BM25/ALS/EASE: 0 by "
+          f"construction)")
+    for k in (n, 50):
+        random_k = np.mean([len(split.test[u]) * k / max(len(songs) - len(heard[u]), 1) for u in users])
+        for mode, lists in (("user", by_user), ("seeds", by_seeds)):
+            hits = sum(len(set(lists[u][:k]) & set(split.test[u])) for u in users)
+            shown = {s for u in users for s in lists[u][:k]} & new
+            print(f"  {mode:5s} recall@{k} of new songs {hits / pairs:.4f} (random ranking {random_k / np.mean([len(split.test[u]) for u in users]):.4f}); "
+                  f"{len(shown)}/{len(new)} new songs shown in some top {k}; new songs take "
+                  f"{np.mean([len(set(lists[u][:k]) & new) for u in users]):.2f} of {k} slots")
+    for k in (n, 50):
+        hits = sum(len(set(among_new[u][:k]) & set(split.test[u])) for u in users)
+        print(f"  the new songs alone, ranked by the fusion (user_id): recall@{k} {hits / pairs:.4f} "
+              f"(random order of the {len(new)} new songs {min(k / len(new), 1.0):.4f})")
 
 
 def main() -> int:
@@ -69,10 +98,12 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=10, help="leave-last-k: newest positive items held out per user")
     ap.add_argument("--min-train", type=int, default=5, help="judged users keep at least this many items")
     ap.add_argument("--n", type=int, default=10, help="list length (NDCG@n, coverage@n)")
+    ap.add_argument("--new-share", type=float, default=0.1,
+                    help="share of songs (newest by first event) held out entirely as new songs")
     ap.add_argument("--channels", action="store_true", help="also each hybrid channel alone")
+    ap.add_argument("--frontier", action="store_true",
+                    help="also the default model with fixed popularity discounts (accuracy vs coverage)")
     args = ap.parse_args()
-
-    from sunorecsys.recommenders.hybrid import HybridRecommender
 
     songs, interactions = movielens_100k(args.cache)
     split = leave_last_k(interactions, k=args.k, min_train=args.min_train)
@@ -114,15 +145,21 @@ def main() -> int:
         for channel, key in CHANNEL_WEIGHTS.items():
             if channel == "quality":
                 continue
-            alone = model.with_settings(**{**zero, key: 1.0})
+            alone = model.with_settings(**{**zero, key: 1.0}, exposure=0.0)   # the channel's own order
             record(f"  its {channel} channel alone", *hybrid_lists(alone, users, split.seeds, heard, args.n), 0.0)
+    if args.frontier:
+        # reporting only (the default's discount is learned on its own validation split)
+        for e in (0.0, 0.1, 0.2, 0.3):
+            record(f"  exposure fixed at {e}", *hybrid_lists(model.with_settings(exposure=e), users, split.seeds,
+                                                              heard, args.n), 0.0)
     stats = getattr(model, "fit_stats_", {})
     if "fusion" in stats:
         fusion = stats["fusion"]
         print(f"learned fusion: weights {fusion.get('weights')}, history half-life {fusion.get('half_life')}, "
-              f"cold scale {fusion.get('cold_scale')}; validation NDCG@10 {fusion.get('validation_ndcg@10')} vs "
+              f"cold scale {fusion.get('cold_scale')}; exposure {fusion.get('exposure')} "
+              f"{fusion.get('exposure_ndcg@10')}; sequence exponent {fusion.get('sequence_exponent')}; validation NDCG@10 {fusion.get('validation_ndcg@10')} vs "
               f"single channels {fusion.get('single_channel_ndcg@10')}; sizes {stats.get('channel_sizes')}")
-    cold_recall(model, split, index, users, args.n)
+    new_songs_report(songs, interactions, args.new_share, args.n)
 
     print(f"\n| method | NDCG@{args.n} user / seeds | recall@{args.n} user / seeds | coverage@{args.n} user / seeds "
           f"| fit s |")

@@ -20,7 +20,7 @@ from sunorecsys.evaluation.compare import paired_bootstrap, score_method
 from sunorecsys.recommenders.hybrid import HybridRecommender
 
 ALONE = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-         "user": "user_weight", "ease": "ease_weight"}
+         "user": "user_weight", "ease": "ease_weight", "sequence": "sequence_weight"}
 
 
 def held_apart(songs, interactions, k=3):
@@ -107,7 +107,7 @@ def test_explicit_weights_are_used_as_given(noise):
     given = model.with_settings(item_cf_weight=0.25, item_content_weight=0.30, prompt_weight=0.20,
                                 user_weight=0.20, quality_weight=0.10)
     assert given.fusion_weights("user") == {"item_cf": 0.25, "content": 0.30, "prompt": 0.20, "user": 0.20,
-                                            "quality": 0.10, "ease": 0.0}
+                                            "quality": 0.10, "ease": 0.0, "sequence": 0.0}
     partly = model.with_settings(quality_weight=0.10)
     learned = model.fusion_weights("seeds")
     assert partly.fusion_weights("seeds") == {**learned, "quality": 0.10}

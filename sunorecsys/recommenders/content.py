@@ -29,7 +29,17 @@ class ContentChannel(TextSimilarityChannel):
     def song_texts(self, songs: pd.DataFrame) -> list[str]:
         tags = songs["tags"] if "tags" in songs else pd.Series([None] * len(songs))
         genre = songs["genre"].fillna("").astype(str) if "genre" in songs else pd.Series([""] * len(songs))
-        return [f"{_tags_text(t)} {_canonical(t)} {g} {g}".strip() for t, g in zip(tags, genre)]
+        # tags repeat a lot (a catalogue reuses a few thousand tag sets): each distinct set is read once
+        seen: dict = {}
+
+        def tag_text(value) -> str:
+            key = value if isinstance(value, str) or value is None else \
+                (repr(value) if isinstance(value, float) else tuple(str(v) for v in value))
+            if key not in seen:
+                seen[key] = f"{_tags_text(value)} {_canonical(value)}"
+            return seen[key]
+
+        return [f"{tag_text(t)} {g} {g}".strip() for t, g in zip(tags, genre)]
 
 
 def _canonical(value) -> str:

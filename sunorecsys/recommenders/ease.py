@@ -2,11 +2,12 @@
 
 EASE solves one dense least-squares problem over the items: weights = -P / diag(P) with
 P = (X^T X + lambda I)^-1 on the binarised listening matrix X, zero diagonal. It is dense in the
-number of items (n^2 floats, an n^3 solve), so it runs over the ``max_items`` most listened songs
-only: every song of the sample and of catalogues up to ``max_items`` (default 5,000: 100 MB of
-weights, ~15 s per solve on the shared 2 cores; 10,000 took 125 s and 2.4 GB at peak), and the
-head of the catalogue beyond that (at 1 M songs the 5,000 most listened; the other channels
-cover the tail and the cold songs). It is fitted twice (validation, then everything).
+number of items (n^2 floats, an n^3 solve): up to ``max_items`` listened songs (default 5,000:
+100 MB of weights, ~15 s per solve on the shared 2 cores; 10,000 took 125 s and 2.4 GB at peak,
+and it is fitted twice, validation then everything) it covers every listened song. Above that the
+recommender switches it off (``HybridRecommender._fit_log_channels``): a head-only EASE would
+leave most listened songs out of its lists, and the sequence and item CF channels are sparse
+and scale. The channel class itself still fits the ``max_items`` most listened songs when asked.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ Order of operations (each step documented because each one changes what users se
    also get ``cold_scale * (sum of the channel weights) * text`` where text is the mean rank score
    of the content and prompt channels: a fusion that learned to ignore text for warm songs still
    reaches the songs added last night;
-4. the quality channel adds ``quality_weight * quality`` to every merged candidate;
+4. the quality channel adds ``quality_weight * quality`` to every merged candidate; then, with an
+   ``exposure`` e > 0, every score is divided by ``(1 + listeners) ** e``: a song many listeners
+   already know needs a clearer lead to take a slot (the fusion learns e within an accuracy budget,
+   ``fusion_learning.search_exposure``: wider exposure of the catalogue's creators at a bounded cost);
 5. seeds (and a listener's heard songs) are excluded;
 6. the quality threshold is applied last, on the merged list: a song scoring below it is removed;
    a song with no quality score follows ``missing_quality``: "keep" (default, flagged
@@ -31,7 +34,7 @@ import numpy as np
 
 from sunorecsys.recommenders.base import Candidates
 
-CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease")
+CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease", "sequence")
 TEXT_CHANNELS = ("content", "prompt")
 MISSING_QUALITY_POLICIES = ("keep", "drop")
 
@@ -81,14 +84,21 @@ def tiebreak_order(quality: np.ndarray, popularity: np.ndarray, song_ids) -> np.
     return rank
 
 
+def exposure_factor(listeners: np.ndarray, exposure: float) -> np.ndarray:
+    """``(1 + listeners) ** -exposure`` (float64): 1 for a song nobody heard, smaller the more known."""
+    return np.power(1.0 + np.asarray(listeners, np.float64), -float(exposure))
+
+
 def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np.ndarray,
          quality_votes, creators: np.ndarray, exclude: np.ndarray, rules: FusionRules, n: int,
          fallback: Candidates | None = None, cold: np.ndarray | None = None, cold_scale: float = 0.0,
-         tiebreak: np.ndarray | None = None) -> list[dict]:
+         tiebreak: np.ndarray | None = None, popularity: np.ndarray | None = None,
+         exposure: float = 0.0) -> list[dict]:
     """Merge channel lists into at most ``n`` rows: idx, score, quality, quality_missing, channels, channel_scores.
 
     ``cold``: per song, True when it has no listens (step 3); ``tiebreak``: per song, its rank
-    among equal scores (``tiebreak_order``; None = song index).
+    among equal scores (``tiebreak_order``; None = song index); ``popularity``: listeners per song,
+    used with ``exposure`` (step 4).
     """
     idx_parts, val_parts, bit_parts, norm_parts = [], [], [], []
     text_weight = sum(float(weights.get(c, 0.0)) for c in CHANNEL_NAMES if c != "quality")
@@ -133,6 +143,8 @@ def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np
         score = np.where(cold[pool], np.maximum(score, floor), score)
     if q_weight > 0:
         score = score + q_weight * quality_votes(pool)
+    if exposure > 0 and popularity is not None:
+        score = score * exposure_factor(popularity[pool], exposure)
     bits = np.zeros(len(pool), np.int64)
     np.bitwise_or.at(bits, inv, np.left_shift(1, np.concatenate(bit_parts)))
     per_channel = {}

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sunorecsys.recommenders.base import Candidates
-from sunorecsys.recommenders.fusion import TEXT_CHANNELS, rank_scores
+from sunorecsys.recommenders.fusion import TEXT_CHANNELS, exposure_factor, rank_scores
 
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 QUALITY_GRID = (0.0, 0.05, 0.1, 0.2, 0.4)
@@ -26,6 +26,8 @@ QUALITY_GRID = (0.0, 0.05, 0.1, 0.2, 0.4)
 # 1.0 cost 3.5 % and lifted the recall of songs new in the test period from 0.018 to 0.116: a
 # policy trade-off, so the floor is fixed and validation may only raise it.
 COLD_GRID = (0.5, 0.75, 1.0, 1.5)
+# popularity discounts tried by ``search_exposure`` (fusion.py step 4), weakest first
+EXPOSURE_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 MIN_COLD_SCALE = COLD_GRID[0]
 K = 10
 
@@ -78,6 +80,7 @@ class Features:
     group: np.ndarray         # listener number (0..n_groups-1), rows sorted by group
     ideal: np.ndarray         # per group: ideal DCG@K
     n_groups: int
+    popularity: np.ndarray | None = None   # listeners of the candidate song (None = unknown)
 
     @property
     def group_start(self) -> np.ndarray:
@@ -96,7 +99,8 @@ class Features:
 
 
 def build_features(lists_per_user: list[dict[str, Candidates]], targets: list[np.ndarray], channels: list[str],
-                   cold: np.ndarray, votes: np.ndarray, tiebreak: np.ndarray) -> Features:
+                   cold: np.ndarray, votes: np.ndarray, tiebreak: np.ndarray,
+                   popularity: np.ndarray | None = None) -> Features:
     cols = {c: i for i, c in enumerate(channels)}
     parts_idx, parts_grp, parts_ch, parts_val = [], [], [], []
     for g, lists in enumerate(lists_per_user):
@@ -112,7 +116,8 @@ def build_features(lists_per_user: list[dict[str, Candidates]], targets: list[np
     if not parts_idx:
         empty = np.empty(0)
         return Features(channels, np.zeros((0, len(channels)), np.float32), empty, empty.astype(bool), empty,
-                        empty.astype(np.int64), empty.astype(bool), empty.astype(np.int64), ideal, len(targets))
+                        empty.astype(np.int64), empty.astype(bool), empty.astype(np.int64), ideal, len(targets),
+                        None if popularity is None else empty)
     idx = np.concatenate(parts_idx)
     grp = np.concatenate(parts_grp)
     key = grp * np.int64(len(cold)) + idx
@@ -125,7 +130,8 @@ def build_features(lists_per_user: list[dict[str, Candidates]], targets: list[np
     label = np.isin(uniq, target_keys)
     text_cols = [cols[c] for c in TEXT_CHANNELS if c in cols]
     text = X[:, text_cols].mean(axis=1) if text_cols else np.zeros(len(uniq), np.float32)
-    return Features(channels, X, text, cold[song], votes[song], tiebreak[song], label, group, ideal, len(targets))
+    return Features(channels, X, text, cold[song], votes[song], tiebreak[song], label, group, ideal, len(targets),
+                    None if popularity is None else np.asarray(popularity, np.float64)[song])
 
 
 def useful_rows(f: Features) -> Features:
@@ -133,13 +139,15 @@ def useful_rows(f: Features) -> Features:
     hit_groups = np.unique(f.group[f.label])
     keep = np.isin(f.group, hit_groups)
     return Features(f.channels, f.X[keep], f.text[keep], f.cold[keep], f.quality[keep], f.tiebreak[keep],
-                    f.label[keep], f.group[keep], f.ideal, f.n_groups)
+                    f.label[keep], f.group[keep], f.ideal, f.n_groups,
+                    None if f.popularity is None else f.popularity[keep])
 
 
 SCORE_STEPS = 100_000     # scores are compared to 1e-5 (equal below that: the tie-break decides)
 
 
-def ndcg(f: Features, weights: np.ndarray, quality_weight: float = 0.0, cold_scale: float = 0.0) -> float:
+def ndcg(f: Features, weights: np.ndarray, quality_weight: float = 0.0, cold_scale: float = 0.0,
+         exposure: float = 0.0) -> float:
     """Mean NDCG@K over every validation listener (those without a hit among the candidates score 0).
 
     One integer sort key per row (group, score to 1e-5, tie-break rank): one argsort per call.
@@ -152,6 +160,8 @@ def ndcg(f: Features, weights: np.ndarray, quality_weight: float = 0.0, cold_sca
         score = np.where(f.cold, np.maximum(score, floor), score)
     if quality_weight:
         score = score + quality_weight * f.quality
+    if exposure > 0 and f.popularity is not None:
+        score = score * exposure_factor(f.popularity, exposure)
     quantised = np.round(score.astype(np.float64) * SCORE_STEPS).astype(np.int64)
     quantised = quantised.max() - quantised                      # best first
     tb_bits = max(int(f.tiebreak_dense.max()).bit_length(), 1)
@@ -234,3 +244,57 @@ def search_weights(f: Features, *, learn: list[str] | None = None, fixed: dict[s
             cold_scale, with_cold = v, value
     return LearnedWeights({c: round(float(x), 4) for c, x in zip(channels, w)}, float(qw), float(cold_scale),
                           round(with_cold, 5), {c: round(v, 5) for c, v in single.items()}, best_single)
+
+
+@dataclass
+class LearnedExposure:
+    exposure: float                  # the popularity discount chosen (0 = none)
+    ndcg: float                      # validation NDCG@10 with it
+    by_exposure: dict[str, float]    # validation NDCG@10 of each discount tried
+
+
+def search_exposure(f: Features, weights: dict[str, float], quality_weight: float, cold_scale: float,
+                    budget: float, floor: float) -> LearnedExposure:
+    """The strongest popularity discount (``EXPOSURE_GRID``) costing at most ``budget`` of validation NDCG@10.
+
+    ``budget`` is relative (0.02 = the fusion may give up 2 % of its validation NDCG@10 to show more
+    of the catalogue); never below ``floor`` (the best single channel's validation NDCG@10), so the
+    fusion stays at least as good as its best channel. The grid is walked from the weakest discount
+    and stops at the first one over budget (a stronger one that fits again would be noise).
+    """
+    f = useful_rows(f) if len(f.group) else f
+    w = np.array([weights.get(c, 0.0) for c in f.channels], np.float64)
+    base = ndcg(f, w, quality_weight, cold_scale)
+    allowed = max((1.0 - budget) * base, floor)
+    chosen, value, table = 0.0, base, {"0": round(base, 5)}
+    if budget <= 0 or f.popularity is None:
+        return LearnedExposure(0.0, round(base, 5), table)
+    for e in EXPOSURE_GRID:
+        v = ndcg(f, w, quality_weight, cold_scale, e)
+        table[str(e)] = round(v, 5)
+        if v < allowed:
+            break
+        chosen, value = e, v
+    return LearnedExposure(chosen, round(value, 5), table)
+
+
+def sample_listeners(matrix: sp.csr_matrix, times: np.ndarray, max_pairs: int,
+                     seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The rows of a random set of listeners holding about ``max_pairs`` pairs (others emptied; same shape).
+
+    Lets the validation fit run on a sample of a big log (``sizing.VALIDATION_MAX_PAIRS``); row
+    numbers stay those of the full matrix.
+    """
+    if matrix.nnz <= max_pairs:
+        return matrix, times
+    rng = np.random.default_rng(seed)
+    counts = np.diff(matrix.indptr)
+    order = rng.permutation(matrix.shape[0])
+    chosen = order[: int(np.searchsorted(np.cumsum(counts[order]), max_pairs)) + 1]
+    mask = np.zeros(matrix.shape[0], bool)
+    mask[chosen] = True
+    keep = np.repeat(mask, counts)
+    kept_counts = np.where(mask, counts, 0)
+    indptr = np.concatenate([[0], np.cumsum(kept_counts)]).astype(np.int64)
+    sub = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+    return sub, np.asarray(times)[keep]

@@ -27,14 +27,22 @@ import pandas as pd
 from sunorecsys.recommenders import sizing
 from sunorecsys.recommenders.base import Candidates, SongIndex
 from sunorecsys.recommenders.content import ContentChannel
-from sunorecsys.recommenders.ease import EaseChannel
+from sunorecsys.recommenders.ease import DEFAULT_MAX_ITEMS, EaseChannel
 from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, FusionRules, fuse, tiebreak_order
-from sunorecsys.recommenders.fusion_learning import build_features, holdout_split, ndcg, search_weights
+from sunorecsys.recommenders.fusion_learning import (
+    build_features,
+    holdout_split,
+    ndcg,
+    sample_listeners,
+    search_exposure,
+    search_weights,
+)
 from sunorecsys.recommenders.item_cf import ItemCFChannel
 from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.sequence import SequenceChannel, near_counts
 from sunorecsys.recommenders.spam_policy import (
     check_spam_policy,
     demote_flagged,
@@ -64,13 +72,16 @@ def read_default_interactions() -> pd.DataFrame | None:
 
 
 WEIGHT_PARAMS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
-                 "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight"}
+                 "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
+                 "sequence": "sequence_weight"}
 GUIDE_CHANNELS = ("item_cf", "content", "prompt", "user", "quality")
-LOG_CHANNELS = ("item_cf", "user", "ease")
-QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease")
+LOG_CHANNELS = ("item_cf", "user", "ease", "sequence")
+QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease", "sequence")
+# channels beyond the guide's five: off when all five guide weights are given (the guide's fusion, exactly)
+EXTRA_CHANNELS = ("ease", "sequence")
 # Used when the log is too small to learn from (fewer than MIN_VALIDATION_USERS listeners to hold
 # out): text carries most, since co-listening on a handful of listeners is mostly noise.
-PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2}
+PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2, "sequence": 0.2}
 DEFAULT_COLD_SCALE = 0.5
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
@@ -103,7 +114,9 @@ class HybridRecommender:
                  prompt_params: dict | None = None, user_params: dict | None = None,
                  ease_weight: float | None = None, ease_params: dict | None = None,
                  history_half_life: float | str | None = "learned", validation_users: int = 1000,
-                 random_state: int = 0, spam_policy: str = "exclude") -> None:
+                 random_state: int = 0, spam_policy: str = "exclude", sequence_weight: float | None = None,
+                 sequence_params: dict | None = None, exposure: float | str = "learned",
+                 exposure_budget: float = 0.02) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -125,13 +138,19 @@ class HybridRecommender:
         self.validation_users = validation_users
         self.random_state = random_state
         self.spam_policy = check_spam_policy(spam_policy)  # see spam_policy.py
+        self.sequence_weight = sequence_weight
+        self.sequence_params = sequence_params
+        self.exposure = exposure
+        self.exposure_budget = exposure_budget
 
     # -- settings ---------------------------------------------------------------------------------
     def given_weights(self) -> dict[str, float | None]:
         """The constructor's weights by channel (None = learned at fit)."""
         given = {c: getattr(self, p) for c, p in WEIGHT_PARAMS.items()}
-        if given["ease"] is None and all(given[c] is not None for c in GUIDE_CHANNELS):
-            given["ease"] = 0.0
+        if all(given[c] is not None for c in GUIDE_CHANNELS):
+            for extra in EXTRA_CHANNELS:
+                if given[extra] is None:
+                    given[extra] = 0.0
         return given
 
     def fusion_weights(self, mode: str = "user") -> dict[str, float]:
@@ -142,8 +161,9 @@ class HybridRecommender:
             if w is None:
                 w = learned.get(c, PRIOR_WEIGHTS[c])
             out[c] = float(w)
-        if "ease" in out and not hasattr(self, "ease_"):
-            out["ease"] = 0.0
+        for extra in EXTRA_CHANNELS:
+            if extra in out and not hasattr(self, f"{extra}_"):
+                out[extra] = 0.0
         return out
 
     @property
@@ -154,6 +174,12 @@ class HybridRecommender:
     @property
     def cold_scale(self) -> float:
         return float(getattr(self, "fusion_", {}).get("cold_scale", DEFAULT_COLD_SCALE))
+
+    def exposure_for(self, mode: str) -> float:
+        """The popularity discount (``fusion.py`` step 4) for a "user" or "seeds" query: given, else learned."""
+        if self.exposure != "learned":
+            return float(self.exposure or 0.0)
+        return float(getattr(self, "fusion_", {}).get("exposure", {}).get(mode, 0.0))
 
     @property
     def half_life(self) -> float | None:
@@ -173,7 +199,7 @@ class HybridRecommender:
         hyper-parameters need a new ``fit``. A weight set to None falls back to the learned one.
         """
         fixed = {"item_cf_params", "content_params", "prompt_params", "user_params", "ease_params",
-                 "validation_users", "random_state"}
+                 "sequence_params", "validation_users", "random_state"}
         if fixed & set(params):
             raise ValueError(f"{sorted(fixed & set(params))} need a new fit")
         other = copy.copy(self)
@@ -230,7 +256,7 @@ class HybridRecommender:
         t = time.perf_counter()
         self.fusion_ = self._learn_fusion(quality)
         timings["fusion_validation"] = time.perf_counter() - t
-        for name, channel in self._fit_log_channels(self.user_items_, timings).items():
+        for name, channel in self._fit_log_channels(self.user_items_, self.pair_times_, timings).items():
             setattr(self, f"{name}_", channel)
         self.quality_ = QualityChannel().fit(quality, self.user_.popularity_)
         self._set_query_state()
@@ -253,14 +279,25 @@ class HybridRecommender:
     def _use_ease(self) -> bool:
         return self.given_weights()["ease"] != 0.0
 
-    def _fit_log_channels(self, matrix, timings: dict | None = None) -> dict:
-        """item CF, ALS (+ creators) and EASE on ``matrix``, sized by ``sizing`` unless params say otherwise."""
+    def _use_sequence(self) -> bool:
+        return self.given_weights()["sequence"] != 0.0
+
+    def _sequence_params(self, pairs: int) -> dict:
+        """Window by ``sizing``; the exponent as given, else as learned on validation (else the class default)."""
+        params = {"window": sizing.sequence_window(pairs), **(self.sequence_params or {})}
+        learned = getattr(self, "fusion_", {}).get("sequence_exponent")
+        if "popularity_exponent" not in params and learned is not None:
+            params["popularity_exponent"] = learned
+        return params
+
+    def _fit_log_channels(self, matrix, times=None, timings: dict | None = None) -> dict:
+        """item CF, ALS (+ creators), EASE and sequence on ``matrix``, sized by ``sizing`` unless params say otherwise."""
         timings = {} if timings is None else timings
         warm = int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum())
         cf_params = {"neighbours": sizing.bm25_neighbours(warm), **(self.item_cf_params or {})}
         factors = (self.user_params or {}).get("factors", sizing.als_factors(matrix.nnz))
         user_params = {"factors": factors, "regularization": sizing.als_regularization(factors),
-                       "alpha": 1.0, "iterations": 15, **(self.user_params or {})}
+                       "alpha": 1.0, "iterations": sizing.als_iterations(matrix.nnz), **(self.user_params or {})}
         out = {}
         t = time.perf_counter()
         out["item_cf"] = ItemCFChannel(**cf_params).fit(matrix)
@@ -268,10 +305,18 @@ class HybridRecommender:
         t = time.perf_counter()
         out["user"] = UserChannel(**user_params).fit(matrix, self.creators_)
         timings["user"] = timings.get("user", 0.0) + time.perf_counter() - t
-        if self._use_ease() and matrix.nnz:
+        ease_max = (self.ease_params or {}).get("max_items", DEFAULT_MAX_ITEMS)
+        if self._use_ease() and matrix.nnz and warm > ease_max:
+            # the dense solve stops fitting the time budget here (see ease.py): the channel is off
+            log.info("EASE off: %d listened songs > max_items %d", warm, ease_max)
+        elif self._use_ease() and matrix.nnz:
             t = time.perf_counter()
             out["ease"] = EaseChannel(**(self.ease_params or {})).fit(matrix)
             timings["ease"] = timings.get("ease", 0.0) + time.perf_counter() - t
+        if self._use_sequence() and matrix.nnz:
+            t = time.perf_counter()
+            out["sequence"] = SequenceChannel(**self._sequence_params(matrix.nnz)).fit(matrix, times)
+            timings["sequence"] = timings.get("sequence", 0.0) + time.perf_counter() - t
         return out
 
     def _set_query_state(self) -> None:
@@ -284,6 +329,9 @@ class HybridRecommender:
                  "als_regularization": self.user_.regularization}
         if hasattr(self, "ease_"):
             sizes.update({"ease_items": len(self.ease_.pool_), "ease_l2": round(self.ease_.l2_, 2)})
+        if hasattr(self, "sequence_"):
+            sizes.update({"sequence_window": self.sequence_.window,
+                          "sequence_exponent": self.sequence_.popularity_exponent})
         return sizes
 
     # -- fusion learning --------------------------------------------------------------------------
@@ -295,14 +343,15 @@ class HybridRecommender:
             return {"learned": False, "reason": "every weight given"}
         if self.user_items_.nnz == 0:
             return {"learned": False, "reason": "no listening log"}
-        split = holdout_split(self.user_items_, self.pair_times_, max_users=self.validation_users,
-                              seed=self.random_state)
+        matrix, times = sample_listeners(self.user_items_, self.pair_times_, sizing.VALIDATION_MAX_PAIRS,
+                                         seed=self.random_state)
+        split = holdout_split(matrix, times, max_users=self.validation_users, seed=self.random_state)
         if len(split.rows) < MIN_VALIDATION_USERS:
             return {"learned": False, "reason": f"{len(split.rows)} listeners with enough history to hold out "
                                                 f"(< {MIN_VALIDATION_USERS}): prior weights"}
         probe = copy.copy(self)
         probe.user_items_, probe.pair_times_ = split.train, split.train_times
-        for name, channel in self._fit_log_channels(split.train).items():
+        for name, channel in self._fit_log_channels(split.train, split.train_times).items():
             setattr(probe, f"{name}_", channel)
         probe.quality_ = QualityChannel().fit(quality, probe.user_.popularity_)
         probe._set_query_state()
@@ -313,6 +362,7 @@ class HybridRecommender:
         fixed = {c: w for c, w in given.items() if w is not None and c != "quality"}
         fixed_quality = given["quality"]
         learned: dict = {"learned": True, "validation_users": len(split.rows),
+                         "validation_fit_pairs": int(matrix.nnz),
                          "held_out_songs": int(sum(len(t) for t in split.targets)),
                          "cold_targets": int(sum(probe.cold_[t].sum() for t in split.targets)),
                          "weights": {}, "validation_ndcg@10": {}, "single_channel_ndcg@10": {}}
@@ -324,7 +374,13 @@ class HybridRecommender:
             return build_features([probe._lists(channels, histories[g][: self.history_seeds],
                                                  sizing.recency_weights(min(len(histories[g]), self.history_seeds), hl),
                                                  histories[g], int(split.rows[g]), depth) for g in groups],
-                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_)
+                                  [split.targets[g] for g in groups], channels, probe.cold_, votes, probe.tiebreak_,
+                                  probe.user_.popularity_)
+
+        seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
+        if hasattr(probe, "sequence_") and "popularity_exponent" not in (self.sequence_params or {}):
+            probe.sequence_, learned["sequence_exponent"], learned["sequence_exponent_ndcg@10"] = \
+                self._pick_sequence_exponent(probe, split, seeds, histories, votes, depth)
 
         # the history half-life: the one whose best single channel does best, on up to HALF_LIFE_USERS listeners
         all_groups = np.arange(len(split.rows))
@@ -339,18 +395,43 @@ class HybridRecommender:
             learned["half_life_ndcg@10"] = {str(k): round(v, 5) for k, v in scores.items()}
         best_feats = user_features(best_hl, all_groups)
         learned["half_life"] = best_hl
-        seeds = [h[: int(rng.integers(1, SEED_QUERY_MAX + 1))] for h in histories]
         seed_feats = build_features([probe._lists(channels, s, None, h, None, depth) for s, h in zip(seeds, histories)],
-                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_)
+                                    split.targets, channels, probe.cold_, votes, probe.tiebreak_,
+                                    probe.user_.popularity_)
         for mode, f in (("user", best_feats), ("seeds", seed_feats)):
             result = search_weights(f, fixed=fixed, fixed_quality=fixed_quality)
             learned["weights"][mode] = {**result.weights, "quality": result.quality_weight}
             learned["validation_ndcg@10"][mode] = result.ndcg
             learned["single_channel_ndcg@10"][mode] = result.single
             learned.setdefault("cold_scale_by_mode", {})[mode] = result.cold_scale
+            if self.exposure == "learned":
+                exp = search_exposure(f, result.weights, result.quality_weight, result.cold_scale,
+                                      self.exposure_budget, max(result.single.values()))
+                learned.setdefault("exposure", {})[mode] = exp.exposure
+                learned.setdefault("exposure_ndcg@10", {})[mode] = exp.by_exposure
+                learned["validation_ndcg@10"][mode] = exp.ndcg
         # one cold scale for both kinds of query: the smaller keeps warm lists safest
         learned["cold_scale"] = min(learned["cold_scale_by_mode"].values())
         return learned
+
+    @staticmethod
+    def _pick_sequence_exponent(probe, split, seeds, histories, votes, depth):
+        """The sequence channel's popularity exponent with the best seed-query NDCG@10 alone on validation.
+
+        One count of the near pairs, rescaled per exponent (``sizing.SEQUENCE_EXPONENTS``); ties go
+        to the larger exponent (wider coverage at equal accuracy).
+        """
+        base = probe.sequence_
+        counts = near_counts(split.train, split.train_times, base.window, base.decay)
+        listeners = np.bincount(split.train.indices, minlength=split.train.shape[1])
+        scores, fitted = {}, {}
+        for e in sizing.SEQUENCE_EXPONENTS:
+            ch = SequenceChannel(base.window, base.decay, e, base.neighbours).fit_counts(counts, listeners)
+            f = build_features([{"sequence": ch.candidates(s, depth, h)} for s, h in zip(seeds, histories)],
+                               split.targets, ["sequence"], probe.cold_, votes, probe.tiebreak_)
+            scores[e], fitted[e] = ndcg(f, np.ones(1)), ch
+        best = max(scores, key=lambda e: (round(scores[e], 4), e))
+        return fitted[best], best, {str(k): round(v, 5) for k, v in scores.items()}
 
     # -- query ------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -360,8 +441,9 @@ class HybridRecommender:
     def channels(self) -> dict:
         out = {"item_cf": self.item_cf_, "content": self.content_, "prompt": self.prompt_,
                "user": self.user_, "quality": self.quality_}
-        if hasattr(self, "ease_"):
-            out["ease"] = self.ease_
+        for extra in EXTRA_CHANNELS:
+            if hasattr(self, f"{extra}_"):
+                out[extra] = getattr(self, f"{extra}_")
         return out
 
     def _history_of_row(self, pos: int) -> np.ndarray:
@@ -423,7 +505,8 @@ class HybridRecommender:
         flagged = getattr(self, "spam_flagged_", None)  # a model saved without flags has none
         exclude = exclude_flagged(exclude, flagged, self.spam_policy)
         depth = max(self.candidates_per_channel, n)
-        weights = self.fusion_weights("user" if user_row is not None else "seeds")
+        mode = "user" if user_row is not None else "seeds"
+        weights = self.fusion_weights(mode)
         cold_scale = self.cold_scale
         wanted = [c for c in QUERY_CHANNELS if weights.get(c, 0.0) > 0
                   or (c in TEXT_CHANNELS and cold_scale > 0)]
@@ -435,7 +518,8 @@ class HybridRecommender:
                     creators=self.creators_, exclude=exclude, rules=rules,
                     n=rows_to_fetch(n, flagged, self.spam_policy),
                     fallback=self.quality_.candidates(seed_idx, depth, exclude),
-                    cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_)
+                    cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_,
+                    popularity=self.user_.popularity_, exposure=self.exposure_for(mode))
         rows = demote_flagged(rows, flagged, self.spam_policy, n)
         out = []
         for rank, row in enumerate(rows, start=1):

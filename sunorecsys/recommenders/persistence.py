@@ -44,6 +44,7 @@ from sunorecsys.recommenders.item_cf import ItemCFChannel
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.sequence import SequenceChannel
 from sunorecsys.recommenders.user import UserChannel
 
 FORMAT_VERSION = 2
@@ -51,7 +52,8 @@ MANIFEST = "manifest.json"
 MANIFEST_KEYS = {"format_version", "model", "versions", "params", "weights", "channel_params", "fit_stats",
                  "fitted_at", "data_fingerprint", "quality_scorer", "fusion", "files"}
 CHANNEL_CLASSES = {"item_cf": ItemCFChannel, "content": ContentChannel, "prompt": PromptChannel,
-                   "user": UserChannel, "quality": QualityChannel, "ease": EaseChannel}
+                   "user": UserChannel, "quality": QualityChannel, "ease": EaseChannel,
+                   "sequence": SequenceChannel}
 MAX_MANIFEST_BYTES = 50_000_000
 
 
@@ -259,11 +261,10 @@ def _check_params(manifest: dict, model_class) -> dict:
         if name.endswith("_weight") and value is not None and not (
                 isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
             raise ModelFileError(f"{MANIFEST}: {name} = {value!r} is not a finite weight >= 0")
-    for name in ("item_cf", "content", "prompt", "user", "quality", "ease"):
+    for name, cls in CHANNEL_CLASSES.items():
         cp = manifest["channel_params"].get(name)
         if cp is None:
             continue
-        cls = CHANNEL_CLASSES[name]
         ok = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         if not isinstance(cp, dict) or set(cp) - set(ok):
             raise ModelFileError(f"{MANIFEST}: channel_params[{name!r}] has unknown keys")
@@ -273,7 +274,7 @@ def _check_params(manifest: dict, model_class) -> dict:
 def _channel_arrays(name: str, arrays: dict, n_songs: int, n_users: int) -> None:
     """Checks of one channel's arrays against the catalogue (``n_songs``) and the listeners (``n_users``)."""
     f = f"{name}.npz"
-    if name == "item_cf":
+    if name in ("item_cf", "sequence"):
         _csr(arrays, f, "similarity", n_songs, n_songs)
     elif name in ("content", "prompt"):
         _csr(arrays, f, "tfidf", n_songs, None)
@@ -307,6 +308,7 @@ ARRAY_NAMES = {
     "user": {"item_factors", "user_factors", "pool", "popularity", "creators", "seed_confidence",
              "creator_songs_data", "creator_songs_indices", "creator_songs_indptr", "creator_songs_shape"},
     "ease": {"pool", "weights", "l2"},
+    "sequence": {"similarity_data", "similarity_indices", "similarity_indptr", "similarity_shape"},
 }
 
 
