@@ -50,6 +50,7 @@ MIN_OVERLAP_SECONDS = 10.0
 # copy sits between two whole offsets).
 ALIGN_SLACK = 2
 _HASH_MULT = np.uint64(0x9E3779B1)
+_SLICE_MULT = np.uint64(0x85EBCA6B)
 _PART_RE = re.compile(r"part-(\d+)\.parquet$")
 MATCH_COLUMNS = ["song_a", "song_b", "offset", "offset_s", "bit_error_rate", "overlap_s", "votes"]
 
@@ -126,11 +127,9 @@ def candidate_pairs(postings: Postings, is_new: np.ndarray | None = None, *,
     if 2 * song_bits + off_bits > 63:
         raise ValueError(f"{n_songs} songs of up to {max_pos} words do not fit a 63-bit pair code")
     hits: list[np.ndarray] = []
-    slice_of = ((postings.keys.astype(np.uint64) * np.uint64(key_chunks)) >> np.uint64(32)).astype(np.int64)
-    by_slice = np.argsort(slice_of, kind="stable")
-    bounds = np.searchsorted(slice_of[by_slice], np.arange(key_chunks + 1))
+    slice_of = _key_slices(postings.keys, key_chunks)
     for chunk in range(key_chunks):
-        sel = by_slice[bounds[chunk]:bounds[chunk + 1]]
+        sel = np.flatnonzero(slice_of == chunk)
         if len(sel) < 2:
             continue
         order = sel[np.argsort(postings.keys[sel], kind="stable")]
@@ -187,6 +186,21 @@ def candidate_pairs(postings: Postings, is_new: np.ndarray | None = None, *,
     best = best[pooled[best] >= min_votes]
     return pd.DataFrame({"song_a": pair[best] >> song_bits, "song_b": pair[best] & ((1 << song_bits) - 1),
                          "offset": offset[best], "votes": pooled[best]})
+
+
+def _key_slices(keys: np.ndarray, key_chunks: int, block: int = 1 << 22) -> np.ndarray:
+    """Which of ``key_chunks`` slices of the key space each key falls in (uint8; by the top bits of a hash).
+
+    Not the sampling hash: every indexed key has that one in the lowest 1/``KEY_SAMPLING`` of its range.
+    Worked out ``block`` keys at a time: one byte per posting is all that is held for the whole index.
+    """
+    if not 1 <= key_chunks <= 256:
+        raise ValueError(f"key_chunks must be in 1..256, got {key_chunks}")
+    out = np.empty(len(keys), np.uint8)
+    for s in range(0, len(keys), block):
+        hashed = keys[s:s + block] * np.uint32(_SLICE_MULT)
+        out[s:s + block] = (hashed.astype(np.uint64) * np.uint64(key_chunks)) >> np.uint64(32)
+    return out
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
