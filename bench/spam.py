@@ -226,7 +226,7 @@ def find_duplicates(path: Path, n: int, chunk: int = 50000) -> tuple[pd.DataFram
             m = min(chunk, n - start)
             block = np.fromfile(fh, dtype=np.uint32, count=m * SONG_WORDS).reshape(m, SONG_WORDS)
             parts.append(Postings.from_fingerprints(block, first_song=start))
-    postings = Postings.concat(parts)
+    postings = Postings.concat(parts, consume=True)
     del parts
     times["postings"] = time.perf_counter() - t
     t = time.perf_counter()
