@@ -17,6 +17,7 @@ from sunorecsys.catalog.ingest import read_catalogue
 from sunorecsys.paths import DataPaths
 from sunorecsys.sample.audio import choose_spec, synthesize_song
 from sunorecsys.sample.spam_cohort import MP3_64K_LEVEL
+from sunorecsys.spam import index as spam_index
 from sunorecsys.spam.fingerprints import SongFingerprint, align, fingerprint_pcm
 from sunorecsys.spam.flags import read_allowlist
 from sunorecsys.spam.index import FingerprintIndex, Postings, candidate_pairs, index_keys, verify_pairs
@@ -160,13 +161,15 @@ def test_a_late_original_turns_the_earlier_seen_song_into_the_duplicate_and_the_
     assert change["cause"] == "late file" and change["duplicate_of_after"] == "original"
 
 
-def test_postings_of_many_fingerprints_at_once_equal_those_of_each_alone(originals):
+def test_postings_of_many_fingerprints_at_once_equal_those_of_each_alone(originals, monkeypatch):
     prints = [fingerprint_pcm(audio, SR) for audio in originals.values()]
     length = min(len(p) for p in prints)
     block = np.stack([p[:length] for p in prints])
     block[1, 0] = block[0, -1]  # a run of one word across two songs is two postings, one per song
     alone = [index_keys(row) for row in block]
-    for postings in (Postings.from_fingerprints(block, first_song=10), Postings.from_fingerprints(list(block), 10)):
+    whole = [Postings.from_fingerprints(block, first_song=10), Postings.from_fingerprints(list(block), 10)]
+    monkeypatch.setattr(spam_index, "_SONGS_PER_BLOCK", 2)  # a long list is done a few songs at a time
+    for postings in (*whole, Postings.from_fingerprints(list(block), 10)):
         for i, (keys, positions) in enumerate(alone):
             mine = postings.songs == 10 + i
             assert np.array_equal(postings.keys[mine], keys) and np.array_equal(postings.positions[mine], positions)

@@ -51,6 +51,7 @@ MIN_OVERLAP_SECONDS = 10.0
 ALIGN_SLACK = 2
 _HASH_MULT = np.uint64(0x9E3779B1)
 _SLICE_MULT = np.uint64(0x85EBCA6B)
+_SONGS_PER_BLOCK = 50_000
 _PART_RE = re.compile(r"part-(\d+)\.parquet$")
 MATCH_COLUMNS = ["song_a", "song_b", "offset", "offset_s", "bit_error_rate", "overlap_s", "votes"]
 
@@ -96,6 +97,9 @@ class Postings:
             lengths = np.full(n, length, np.int64)
         else:
             arrays = [np.asarray(w, np.uint32) for w in fingerprints]
+            if len(arrays) > _SONGS_PER_BLOCK:  # bounded temporaries: the words laid end to end per block
+                return cls.concat([cls.from_fingerprints(arrays[s:s + _SONGS_PER_BLOCK], first_song + s, sampling)
+                                   for s in range(0, len(arrays), _SONGS_PER_BLOCK)], consume=True)
             flat = np.concatenate(arrays) if arrays else np.empty(0, np.uint32)
             lengths = np.fromiter((len(w) for w in arrays), np.int64, len(arrays))
         starts = np.cumsum(lengths) - lengths
