@@ -309,7 +309,7 @@ def scale(prints: list[dict], n: int, workdir: Path, seed: int = 1) -> dict:
           + ", ".join(f"{k} {f}/{m}" for k, (f, m) in sorted(per_kind.items())) + ")")
     print(f"  peak RSS of the process {peak:.2f} GB (before matching {before:.2f} GB)")
     # Baseline 1: brute force, every pair aligned over +-60 words (vectorised like the verification).
-    m = 200
+    m = 120
     songs = np.memmap(path, dtype=np.uint32, mode="r", shape=(n, SONG_WORDS))
     sub = np.array(songs[:m])
     ia, ib = np.triu_indices(m, 1)
