@@ -116,7 +116,7 @@ class Postings:
             columns[name] = np.concatenate([getattr(p, name) for p in parts])
             if consume:
                 for p in parts:
-                    setattr(p, name, getattr(p, name)[:0])
+                    setattr(p, name, np.empty(0, getattr(p, name).dtype))  # not a view: frees the part
         return cls(**columns)
 
 
