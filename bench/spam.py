@@ -210,18 +210,21 @@ def build_catalogue(prints: list[dict], n: int, path: Path, rng: np.random.Gener
     perms = np.argsort(rng.random((n, 16)), axis=1)
     for s, d in slots:
         perms[d] = perms[s]  # a copy keeps its original's classifier order
+    start_of = np.empty(n, np.int64)  # where each song's window starts in the pool (-1: planted)
     with open(path, "wb") as fh:
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             begins = rng.integers(0, len(flat) - SONG_WORDS, size=m)
+            start_of[start:start + m] = begins
             windows = flat[begins[:, None] + np.arange(SONG_WORDS)]
             for row in range(start, start + m):
                 if row in planted:
                     windows[row - start] = planted[row]
             fh.write(_permute_fields(windows, perms[start:start + m]).tobytes())
+    start_of[slots.reshape(-1)] = -1
     truth = {frozenset((int(s), int(d))) for s, d in slots}
     assert all(partner[d] != d for d in partner)
-    return truth, kind
+    return truth, kind, start_of
 
 
 def _rss_gb() -> float:
@@ -281,7 +284,7 @@ def scale(prints: list[dict], n: int, workdir: Path, seed: int = 1) -> dict:
     pool = prints  # the calibration half of the target package is not among them
     path = workdir / f"catalogue-{n}.u32"
     t = time.perf_counter()
-    truth, kind = build_catalogue(pool, n, path, rng)
+    truth, kind, start_of = build_catalogue(pool, n, path, rng)
     made = time.perf_counter() - t
     before = _rss_gb()
     hours = sum(len(p["original"]) for p in pool) * ITEM_SECONDS / 3600
@@ -307,6 +310,15 @@ def scale(prints: list[dict], n: int, workdir: Path, seed: int = 1) -> dict:
     print(f"  planted copies: precision {precision:.4f} recall {recall:.4f} "
           f"({len(got - truth)} other pairs verified; per copy kind: "
           + ", ".join(f"{k} {f}/{m}" for k, (f, m) in sorted(per_kind.items())) + ")")
+    other = verified[[frozenset((int(a), int(b))) not in truth for a, b in zip(verified["song_a"], verified["song_b"])]]
+    if len(other):
+        # Songs are windows of a few hours of real audio: two windows of the same passage, under
+        # different classifier orders, can still agree where the passage is near-silent or steady.
+        gap = np.abs(start_of[other["song_a"]] - start_of[other["song_b"]])
+        same = (start_of[other["song_a"]] >= 0) & (start_of[other["song_b"]] >= 0) & (gap < SONG_WORDS)
+        print(f"  other pairs: {int(same.sum())} of {len(other)} are windows of the same passage of one recording "
+              f"(overlapping audio); bit error rate {other['bit_error_rate'].min():.3f}-"
+              f"{other['bit_error_rate'].max():.3f}, median {other['bit_error_rate'].median():.3f}")
     print(f"  peak RSS of the process {peak:.2f} GB (before matching {before:.2f} GB)")
     # Baseline 1: brute force, every pair aligned over +-60 words (vectorised like the verification).
     m = 120
