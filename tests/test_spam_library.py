@@ -17,9 +17,10 @@ from sunorecsys.catalog.ingest import read_catalogue
 from sunorecsys.paths import DataPaths
 from sunorecsys.sample.audio import choose_spec, synthesize_song
 from sunorecsys.sample.spam_cohort import MP3_64K_LEVEL
+from sunorecsys.spam import index as spam_index
 from sunorecsys.spam.fingerprints import SongFingerprint, align, fingerprint_pcm
 from sunorecsys.spam.flags import read_allowlist
-from sunorecsys.spam.index import FingerprintIndex
+from sunorecsys.spam.index import FingerprintIndex, Postings, candidate_pairs, index_keys, verify_pairs
 from sunorecsys.spam.stage import HISTORY_TABLE, allowlist_path, run_spam_filter
 from sunorecsys.warehouse.parquet import partition_path
 
@@ -158,3 +159,49 @@ def test_a_late_original_turns_the_earlier_seen_song_into_the_duplicate_and_the_
     change = history.set_index("song_id").loc["reupload"]
     assert list(change["reasons_before"]) == [] and list(change["reasons_after"]) == ["audio_duplicate"]
     assert change["cause"] == "late file" and change["duplicate_of_after"] == "original"
+
+
+def test_postings_of_many_fingerprints_at_once_equal_those_of_each_alone(originals, monkeypatch):
+    prints = [fingerprint_pcm(audio, SR) for audio in originals.values()]
+    length = min(len(p) for p in prints)
+    block = np.stack([p[:length] for p in prints])
+    block[1, 0] = block[0, -1]  # a run of one word across two songs is two postings, one per song
+    alone = [index_keys(row) for row in block]
+    whole = [Postings.from_fingerprints(block, first_song=10), Postings.from_fingerprints(list(block), 10)]
+    monkeypatch.setattr(spam_index, "_SONGS_PER_BLOCK", 2)  # a long list is done a few songs at a time
+    for postings in (*whole, Postings.from_fingerprints(list(block), 10)):
+        for i, (keys, positions) in enumerate(alone):
+            mine = postings.songs == 10 + i
+            assert np.array_equal(postings.keys[mine], keys) and np.array_equal(postings.positions[mine], positions)
+        assert len(postings.keys) == sum(len(k) for k, _ in alone) > 5 * len(block)
+
+
+def test_batched_verification_agrees_with_pairwise_alignment(originals):
+    audio = list(originals.values())
+    # Unequal lengths (a trimmed, re-encoded copy is shorter) and pairs at several voted offsets.
+    prints = [fingerprint_pcm(a, SR) for a in audio] + [fingerprint_pcm(_mp3_64k(audio[0][5 * SR:]), SR)]
+    pairs = pd.DataFrame([(a, b, off, 2) for a in range(len(prints)) for b in range(a + 1, len(prints))
+                          for off in (-41, -3, 0, 7, 40)], columns=["song_a", "song_b", "offset", "votes"])
+    got = verify_pairs(pairs, lambda r: prints[r], max_ber=1.0, batch=7)
+    assert len(got) == len(pairs)
+    for row, want in zip(got.itertuples(), pairs.itertuples()):
+        expected = align(prints[want.song_a], prints[want.song_b], range(want.offset - 2, want.offset + 3), 81)
+        assert row.offset == expected.offset and row.bit_error_rate == round(expected.bit_error_rate, 4)
+    copy = got[(got["song_a"] == 0) & (got["song_b"] == 5)].sort_values("bit_error_rate").iloc[0]
+    assert copy["bit_error_rate"] < 0.15 and abs(copy["offset_s"] - 5.0) < 0.2
+    assert verify_pairs(pairs, lambda r: prints[r]).shape[0] == 1  # default threshold: only the copy at +40
+
+
+def test_candidates_count_votes_per_offset_and_find_the_copy_among_many_songs(originals):
+    rng = np.random.default_rng(3)
+    # 400 other "songs": real fingerprint words of the other originals in shuffled order (common
+    # words: a key held by more than MAX_SONGS_PER_KEY songs is skipped).
+    base = np.concatenate([fingerprint_pcm(a, SR) for sid, a in originals.items() if sid != "o3"])
+    others = [rng.permutation(base)[:250] for _ in range(400)]
+    original = fingerprint_pcm(originals["o3"], SR)
+    copy = fingerprint_pcm(_mp3_64k(originals["o3"][5 * SR:] * 10 ** (-3 / 20)), SR)
+    cands = candidate_pairs(Postings.from_fingerprints([*others, original, copy]))
+    assert ((cands["song_a"] < cands["song_b"]) & (cands["votes"] >= 2)).all()
+    found = verify_pairs(cands, lambda r: ([*others, original, copy])[r])
+    assert [tuple(x) for x in found[["song_a", "song_b"]].to_numpy()] == [(400, 401)]
+    assert abs(found["offset_s"].iloc[0] - 5.0) < 0.2

@@ -3,7 +3,7 @@
 How (the AcoustID way): a sample of each song's fingerprint words goes into an inverted index
 (word -> songs, positions). Two songs become a *candidate pair* when they share words at the same
 relative offset; only candidates are *verified* by the bit error rate of the two fingerprints
-aligned at that offset (``fingerprints.align``). Work grows with the number of postings and of
+aligned at that offset (the bit error rate of ``fingerprints.align``). Work grows with the number of postings and of
 shared words, not with the square of the catalogue.
 
 - Words are sampled by their value (a multiplicative hash of the word, kept when it falls in the
@@ -12,6 +12,12 @@ shared words, not with the square of the catalogue.
 - A word held by more than ``MAX_SONGS_PER_KEY`` songs says nothing (silence, steady tones) and is
   skipped, which also bounds the pairs one word can produce.
 - Runs of one repeated word count once (a held note would otherwise vote many times).
+
+All of it is array work (numpy): postings of many fingerprints at once, candidate pairs counted as one
+packed 63-bit integer per shared key (a sort, no per-pair Python), verification as XOR + popcount
+over batches of padded fingerprints. Measured (bench/spam.py, 1 M songs of 120 s built from real
+recordings with 10,000 planted real copies; shared 2-core machine): ~238 M postings, ~70 k
+candidates, all duplicates in 94 s of wall time (58 s CPU), peak RSS 6.5 GB, precision 0.995, recall 0.999.
 
 Persistence (``FingerprintIndex.save`` / ``load``): ``<dir>/fingerprints/part-NNNNN.parquet`` holds
 ``song_id, created_at, words`` (the uint32 words as little-endian bytes), one file per batch added, so an
@@ -32,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sunorecsys.spam.fingerprints import MIN_ITEMS, SongFingerprint, align, seconds_to_items
+from sunorecsys.spam.fingerprints import ITEM_SECONDS, MIN_ITEMS, SongFingerprint, seconds_to_items
 from sunorecsys.warehouse.parquet import write_parquet_atomic
 
 # Index one word in 4 (about one in 6-10 after runs of a repeated word count once): ~100-160 postings for
@@ -50,6 +56,8 @@ MIN_OVERLAP_SECONDS = 10.0
 # copy sits between two whole offsets).
 ALIGN_SLACK = 2
 _HASH_MULT = np.uint64(0x9E3779B1)
+_SLICE_MULT = np.uint64(0x85EBCA6B)
+_SONGS_PER_BLOCK = 50_000
 _PART_RE = re.compile(r"part-(\d+)\.parquet$")
 MATCH_COLUMNS = ["song_a", "song_b", "offset", "offset_s", "bit_error_rate", "overlap_s", "votes"]
 
@@ -57,16 +65,24 @@ MATCH_COLUMNS = ["song_a", "song_b", "offset", "offset_s", "bit_error_rate", "ov
 def index_keys(words: np.ndarray, sampling: int = KEY_SAMPLING) -> tuple[np.ndarray, np.ndarray]:
     """The sampled words of one fingerprint and their positions (uint32 keys, int32 positions)."""
     words = np.asarray(words, dtype=np.uint32)
-    if len(words) == 0:
-        return np.empty(0, np.uint32), np.empty(0, np.int32)
-    first_of_run = np.ones(len(words), bool)
-    first_of_run[1:] = words[1:] != words[:-1]
-    hashed = (words.astype(np.uint64) * _HASH_MULT) & np.uint64(0xFFFFFFFF)
-    # The top bits of the product mix every bit of the word; its low bits would only repeat the
-    # word's own low bits (one Chromaprint classifier), which would sample words very unevenly.
-    keep = first_of_run & (hashed < np.uint64((1 << 32) // sampling))
+    keep = _sampled(words, np.array([0]), sampling)
     positions = np.flatnonzero(keep).astype(np.int32)
     return words[positions], positions
+
+
+def _sampled(flat: np.ndarray, starts: np.ndarray, sampling: int) -> np.ndarray:
+    """Which words of ``flat`` (fingerprints laid end to end, each beginning at ``starts``) are index keys."""
+    if len(flat) == 0:
+        return np.zeros(0, bool)
+    first_of_run = np.empty(len(flat), bool)
+    first_of_run[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=first_of_run[1:])
+    first_of_run[starts[starts < len(flat)]] = True  # a run never spans two songs
+    # The top bits of the product mix every bit of the word; its low bits would only repeat the
+    # word's own low bits (one Chromaprint classifier), which would sample words very unevenly.
+    # uint32 arithmetic wraps: (word * mult) mod 2**32, the same as the 64-bit product's low half.
+    hashed = flat * np.uint32(_HASH_MULT)
+    return first_of_run & (hashed <= np.uint32((1 << 32) // sampling - 1))
 
 
 @dataclass
@@ -80,15 +96,34 @@ class Postings:
     @classmethod
     def from_fingerprints(cls, fingerprints: Iterable[np.ndarray], first_song: int = 0,
                           sampling: int = KEY_SAMPLING) -> Postings:
-        keys, songs, positions = [], [], []
-        for i, words in enumerate(fingerprints, start=first_song):
-            k, p = index_keys(words, sampling)
-            keys.append(k)
-            positions.append(p)
-            songs.append(np.full(len(k), i, np.uint32))
-        if not keys:
-            return cls(np.empty(0, np.uint32), np.empty(0, np.uint32), np.empty(0, np.int32))
-        return cls(np.concatenate(keys), np.concatenate(songs), np.concatenate(positions))
+        """Postings of the fingerprints, songs numbered from ``first_song`` (a 2-D array is one song per row)."""
+        if isinstance(fingerprints, np.ndarray) and fingerprints.ndim == 2:
+            n, length = fingerprints.shape
+            flat = np.ascontiguousarray(fingerprints, dtype=np.uint32).reshape(-1)
+            lengths = np.full(n, length, np.int64)
+        else:
+            arrays = [np.asarray(w, np.uint32) for w in fingerprints]
+            if len(arrays) > _SONGS_PER_BLOCK:  # bounded temporaries: the words laid end to end per block
+                return cls.concat([cls.from_fingerprints(arrays[s:s + _SONGS_PER_BLOCK], first_song + s, sampling)
+                                   for s in range(0, len(arrays), _SONGS_PER_BLOCK)], consume=True)
+            flat = np.concatenate(arrays) if arrays else np.empty(0, np.uint32)
+            lengths = np.fromiter((len(w) for w in arrays), np.int64, len(arrays))
+        starts = np.cumsum(lengths) - lengths
+        where = np.flatnonzero(_sampled(flat, starts, sampling))
+        song = np.searchsorted(starts, where, side="right") - 1
+        return cls(flat[where], (song + first_song).astype(np.uint32), (where - starts[song]).astype(np.int32))
+
+    @classmethod
+    def concat(cls, parts: list[Postings], consume: bool = False) -> Postings:
+        """All ``parts`` in one; ``consume`` empties the parts column by column on the way, so the peak
+        is one column above the total instead of twice the total (1 M songs: ~2.9 GB of postings)."""
+        columns = {}
+        for name in ("keys", "songs", "positions"):
+            columns[name] = np.concatenate([getattr(p, name) for p in parts])
+            if consume:
+                for p in parts:
+                    setattr(p, name, np.empty(0, getattr(p, name).dtype))  # not a view: frees the part
+        return cls(**columns)
 
 
 def candidate_pairs(postings: Postings, is_new: np.ndarray | None = None, *,
@@ -98,17 +133,26 @@ def candidate_pairs(postings: Postings, is_new: np.ndarray | None = None, *,
 
     ``is_new`` (bool per song) keeps only pairs with at least one new song: an incremental update
     verifies new-vs-all and new-vs-new, never old-vs-old again. The key space is processed in
-    ``key_chunks`` slices so the pair list of one slice is all that is held at once.
+    ``key_chunks`` slices, each turning its shared keys into packed ``(song_a, song_b, offset)``
+    integers; all of them are then sorted once and counted (numpy only: ~8 bytes per shared key).
     Returns ``song_a < song_b`` (row numbers), ``offset`` (position in a minus position in b) and ``votes``.
     """
-    hits: list[pd.DataFrame] = []
-    slice_of = (postings.keys.astype(np.uint64) * np.uint64(key_chunks)) >> np.uint64(32)
+    n_songs = int(postings.songs.max()) + 1 if len(postings.songs) else 0
+    max_pos = int(postings.positions.max()) + 1 if len(postings.positions) else 1
+    song_bits = max(1, (n_songs - 1).bit_length())
+    off_bits = (2 * max_pos + 1).bit_length()
+    if 2 * song_bits + off_bits > 63:
+        raise ValueError(f"{n_songs} songs of up to {max_pos} words do not fit a 63-bit pair code")
+    # One uint64 per posting (key, then song and position) sorts faster than an argsort and gathers.
+    packed = n_songs * max_pos <= 1 << 32
+    hits: list[np.ndarray] = []
+    slice_of = _key_slices(postings.keys, key_chunks)
     for chunk in range(key_chunks):
         sel = np.flatnonzero(slice_of == chunk)
         if len(sel) < 2:
             continue
-        order = sel[np.argsort(postings.keys[sel], kind="stable")]
-        keys = postings.keys[order]
+        keys, where = _sorted_by_key(postings, sel, max_pos, packed)
+        del sel
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         ends = np.r_[starts[1:], len(keys)]
         sizes = ends - starts
@@ -125,31 +169,72 @@ def candidate_pairs(postings: Postings, is_new: np.ndarray | None = None, *,
             continue
         left = np.repeat(members, counts)
         right = left + 1 + (np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts))
-        song_l, song_r = postings.songs[order[left]], postings.songs[order[right]]
+        del members, group_end, counts
+        song_l, pos_l = np.divmod(where[left], max_pos)
+        song_r, pos_r = np.divmod(where[right], max_pos)
         keep = song_l != song_r
         if is_new is not None:
             keep &= is_new[song_l] | is_new[song_r]
-        left, right, song_l, song_r = left[keep], right[keep], song_l[keep], song_r[keep]
-        pos_l, pos_r = postings.positions[order[left]], postings.positions[order[right]]
+        song_l, song_r, offset = song_l[keep], song_r[keep], pos_l[keep] - pos_r[keep]
+        del left, right, pos_l, pos_r
         swap = song_l > song_r
+        np.negative(offset, out=offset, where=swap)
         a = np.where(swap, song_r, song_l)
         b = np.where(swap, song_l, song_r)
-        offset = np.where(swap, pos_r - pos_l, pos_l - pos_r)
-        hits.append(pd.DataFrame({"song_a": a, "song_b": b, "offset": offset.astype(np.int32)}))
-    if not hits:
-        return pd.DataFrame({"song_a": pd.Series(dtype=np.uint32), "song_b": pd.Series(dtype=np.uint32),
-                             "offset": pd.Series(dtype=np.int32), "votes": pd.Series(dtype=np.int64)})
-    counted = (pd.concat(hits, ignore_index=True).groupby(["song_a", "song_b", "offset"], sort=False)
-               .size().rename("n").reset_index())
-    # Pool the votes of the best offset and its two neighbours (a trimmed copy's exact matches
-    # straddle two offsets).
-    counted = counted.sort_values(["song_a", "song_b", "n"], ascending=[True, True, False], kind="stable")
-    best = counted.drop_duplicates(["song_a", "song_b"])[["song_a", "song_b", "offset"]]
-    merged = counted.merge(best, on=["song_a", "song_b"], suffixes=("", "_best"))
-    near = merged[(merged["offset"] - merged["offset_best"]).abs() <= 1]
-    votes = near.groupby(["song_a", "song_b"], sort=False)["n"].sum().rename("votes").reset_index()
-    out = best.merge(votes, on=["song_a", "song_b"])
-    return out[out["votes"] >= min_votes].reset_index(drop=True)
+        hits.append((((a << song_bits) | b) << off_bits) | (offset + max_pos))
+    codes = np.concatenate(hits) if hits else np.empty(0, np.int64)
+    del hits
+    if len(codes) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in ("song_a", "song_b", "offset", "votes")})
+    codes.sort()
+    first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    n = np.diff(np.r_[first, len(codes)])
+    codes = codes[first]
+    pair = codes >> off_bits
+    offset = (codes & ((1 << off_bits) - 1)) - max_pos
+    del codes, first
+    # Pool the votes of each offset and its two neighbours (a trimmed copy's exact matches straddle
+    # two offsets); codes are sorted by pair then offset, so neighbours are adjacent.
+    pooled = n.copy()
+    same_prev = np.r_[False, (pair[1:] == pair[:-1]) & (offset[1:] - offset[:-1] == 1)]
+    pooled[same_prev] += n[np.flatnonzero(same_prev) - 1]
+    same_next = np.r_[same_prev[1:], False]
+    pooled[same_next] += n[np.flatnonzero(same_next) + 1]
+    # The best offset of each pair: highest pooled votes (ties: the most direct votes, then the first).
+    rank = np.lexsort((-n, -pooled, pair))
+    best = rank[np.r_[True, pair[rank][1:] != pair[rank][:-1]]]
+    best = best[pooled[best] >= min_votes]
+    return pd.DataFrame({"song_a": pair[best] >> song_bits, "song_b": pair[best] & ((1 << song_bits) - 1),
+                         "offset": offset[best], "votes": pooled[best]})
+
+
+def _sorted_by_key(postings: Postings, sel: np.ndarray, max_pos: int, packed: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the postings ``sel`` in order, and their ``song * max_pos + position`` (int64) in that order."""
+    if not packed:
+        order = sel[np.argsort(postings.keys[sel], kind="stable")]
+        return postings.keys[order], postings.songs[order].astype(np.int64) * max_pos + postings.positions[order]
+    codes = postings.songs[sel].astype(np.uint64)
+    codes *= np.uint64(max_pos)
+    codes += postings.positions[sel].astype(np.uint64)
+    codes |= postings.keys[sel].astype(np.uint64) << np.uint64(32)
+    codes.sort()
+    return (codes >> np.uint64(32)).astype(np.uint32), (codes & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def _key_slices(keys: np.ndarray, key_chunks: int, block: int = 1 << 22) -> np.ndarray:
+    """Which of ``key_chunks`` slices of the key space each key falls in (uint8; by the top bits of a hash).
+
+    Not the sampling hash: every indexed key has that one in the lowest 1/``KEY_SAMPLING`` of its range.
+    Worked out ``block`` keys at a time: one byte per posting is all that is held for the whole index.
+    """
+    if not 1 <= key_chunks <= 256:
+        raise ValueError(f"key_chunks must be in 1..256, got {key_chunks}")
+    out = np.empty(len(keys), np.uint8)
+    for s in range(0, len(keys), block):
+        hashed = keys[s:s + block] * np.uint32(_SLICE_MULT)
+        out[s:s + block] = (hashed.astype(np.uint64) * np.uint64(key_chunks)) >> np.uint64(32)
+    return out
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -161,21 +246,65 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def verify_pairs(candidates: pd.DataFrame, words_of, *, max_ber: float = MAX_BIT_ERROR_RATE,
-                 min_overlap_s: float = MIN_OVERLAP_SECONDS, slack: int = ALIGN_SLACK) -> pd.DataFrame:
+                 min_overlap_s: float = MIN_OVERLAP_SECONDS, slack: int = ALIGN_SLACK,
+                 batch: int = 2048) -> pd.DataFrame:
     """Align each candidate pair at its voted offset (+- ``slack``) and keep the ones under ``max_ber``.
 
-    ``words_of(row)`` returns a song's fingerprint words. Returns ``song_a, song_b, offset,
-    offset_s, bit_error_rate, overlap_s, votes`` (row numbers, not ids).
+    ``words_of(row)`` returns a song's fingerprint words. Pairs are compared ``batch`` at a time as
+    padded 2-D arrays (XOR and popcount over all pairs and offsets at once). Returns ``song_a, song_b,
+    offset, offset_s, bit_error_rate, overlap_s, votes`` (row numbers, not ids).
     """
     min_overlap = max(MIN_ITEMS, seconds_to_items(min_overlap_s))
-    rows = []
-    for a, b, offset, votes in candidates[["song_a", "song_b", "offset", "votes"]].itertuples(index=False):
-        found = align(words_of(int(a)), words_of(int(b)), range(int(offset) - slack, int(offset) + slack + 1),
-                      min_overlap=min_overlap)
-        if found.overlap and found.bit_error_rate <= max_ber:
-            rows.append((int(a), int(b), found.offset, round(found.offset_seconds, 3),
-                         round(found.bit_error_rate, 4), round(found.overlap_seconds, 2), int(votes)))
-    return pd.DataFrame(rows, columns=MATCH_COLUMNS)
+    out = []
+    cand = candidates[["song_a", "song_b", "offset", "votes"]].to_numpy(np.int64)
+    for s in range(0, len(cand), batch):
+        part = cand[s:s + batch]
+        wa, la = _padded([words_of(int(r)) for r in part[:, 0]])
+        wb, lb = _padded([words_of(int(r)) for r in part[:, 1]])
+        best_ber, best_off, best_n = _best_alignment(wa, la, wb, lb, part[:, 2], slack, min_overlap)
+        keep = (best_n > 0) & (best_ber <= max_ber)
+        out.append(pd.DataFrame({
+            "song_a": part[keep, 0], "song_b": part[keep, 1], "offset": best_off[keep],
+            "offset_s": np.round(best_off[keep] * ITEM_SECONDS, 3), "bit_error_rate": np.round(best_ber[keep], 4),
+            "overlap_s": np.round(best_n[keep] * ITEM_SECONDS, 2), "votes": part[keep, 3]}))
+    if not out:
+        return pd.DataFrame(columns=MATCH_COLUMNS)
+    return pd.concat(out, ignore_index=True)[MATCH_COLUMNS]
+
+
+def _padded(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Fingerprints as one zero-padded (n, longest) uint32 array and their lengths."""
+    lengths = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+    out = np.zeros((len(arrays), int(lengths.max(initial=0))), np.uint32)
+    for i, a in enumerate(arrays):
+        out[i, :len(a)] = a
+    return out, lengths
+
+
+def _best_alignment(wa: np.ndarray, la: np.ndarray, wb: np.ndarray, lb: np.ndarray, offsets: np.ndarray,
+                    slack: int, min_overlap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair, the offset in ``offsets +- slack`` with the lowest bit error rate (``b[j] ~ a[j + offset]``).
+
+    Overlaps under ``min_overlap`` words are skipped; a pair with none left gets (1.0, offset, 0).
+    """
+    n = len(offsets)
+    best_ber = np.ones(n)
+    best_off = offsets.copy()
+    best_n = np.zeros(n, np.int64)
+    j = np.arange(wb.shape[1])
+    rows = np.arange(n)[:, None]
+    for delta in range(-slack, slack + 1):
+        off = offsets + delta
+        ia = j[None, :] + off[:, None]
+        valid = (ia >= 0) & (ia < la[:, None]) & (j[None, :] < lb[:, None])
+        x = wa[rows, np.clip(ia, 0, max(wa.shape[1] - 1, 0))] ^ wb
+        x[~valid] = 0
+        errors = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+        overlap = valid.sum(axis=1)
+        ber = np.where(overlap > 0, errors / (32.0 * np.maximum(overlap, 1)), 1.0)
+        better = (overlap >= min_overlap) & (ber < best_ber)
+        best_ber[better], best_off[better], best_n[better] = ber[better], off[better], overlap[better]
+    return best_ber, best_off, best_n
 
 
 class FingerprintIndex:
