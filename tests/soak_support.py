@@ -260,7 +260,22 @@ class Soak:
         self.deployment.start_daemon()
         self._instance = dg.DagsterInstance.get()
         self._workspace = WorkspaceProcessContext(self._instance, WorkspaceFileTarget([str(REPO / "workspace.yaml")]))
+        self._stop_wall_clock_schedules()
         return self
+
+    def _stop_wall_clock_schedules(self) -> None:
+        """The driver does the scheduler's ticks for simulated times; the schedules (on by default)
+        must not also fire at the real clock's 02:00 or :30 (an intraday run in the middle of a
+        simulated day). The daemon's sensor and run queue stay on."""
+        _, repo = self._repository()
+        for schedule in repo.get_schedules():
+            self._instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+        self.events.append("wall-clock schedules stopped (the driver ticks them for simulated times)")
+
+    def _repository(self):
+        context = self._workspace.create_request_context()
+        location = context.get_code_location("sunorecsys")
+        return location, next(iter(location.get_repositories().values()))
 
     def __exit__(self, *exc) -> None:
         try:
@@ -346,9 +361,7 @@ class Soak:
         from dagster._core.definitions.timestamp import TimestampWithTimezone
         from dagster._scheduler.scheduler import _submit_run_request
 
-        context = self._workspace.create_request_context()
-        location = context.get_code_location("sunorecsys")
-        repo = next(iter(location.get_repositories().values()))
+        location, repo = self._repository()
         schedule = repo.get_schedule("nightly_rescoring")
         data = location.get_schedule_execution_data(
             instance=self._instance, repository_handle=repo.handle, schedule_name=schedule.name,
