@@ -418,7 +418,8 @@ class Soak:
         return len(read_table(self.deployment.data / "warehouse", "recommendations"))
 
     # -- the nights --
-    def run(self) -> None:
+    def run(self, on_night=None) -> None:
+        """Every day of the plan; ``on_night(night)`` after each (the bench prints progress)."""
         plan = self.plan
         for i, day in enumerate(self.days):
             started = time.monotonic()
@@ -458,6 +459,8 @@ class Soak:
             night.recommendations = self._recommendation_rows()
             night.seconds = time.monotonic() - started
             self.nights.append(night)
+            if on_night is not None:
+                on_night(night)
 
     # -- the verdict --
     def ledger(self) -> dict:
