@@ -257,8 +257,14 @@ class Soak:
         from dagster._core.workspace.load_target import WorkspaceFileTarget
 
         _set_env(self.deployment.env)
-        self.deployment.start_daemon()
+        # Create the instance's sqlite storage (and run its migrations) here, once, before the
+        # daemon and its code server open it: three processes initialising a fresh DAGSTER_HOME at
+        # once can leave two alembic heads ("more than one head present"; seen once, the code
+        # location then failed to load).
         self._instance = dg.DagsterInstance.get()
+        self._instance.get_runs(limit=1)
+        self._instance.get_latest_materialization_event(dg.AssetKey("raw_songs"))
+        self.deployment.start_daemon()
         self._workspace = WorkspaceProcessContext(self._instance, WorkspaceFileTarget([str(REPO / "workspace.yaml")]))
         self._stop_wall_clock_schedules()
         return self
