@@ -40,7 +40,9 @@ def main(argv=None) -> int:
     print(f"soak: {d} nights, {args.songs_per_day} songs a day, a file of {args.big_file_songs} older songs; "
           f"working folder {base} (machine shared with other work: timings are indicative)")
     with Soak(base, plan, timeout_s=1800) as soak:
-        soak.run()
+        soak.run(on_night=lambda n: print(
+            f"  {n.day}: {n.songs} new songs, {n.recommendations} recommendation rows, {n.seconds:.0f} s, runs: "
+            + ", ".join(f"{what}={status}" for _, what, status in n.runs), flush=True))
         print(soak.report())
         ledger = soak.ledger()
         failed = soak.failed_runs()

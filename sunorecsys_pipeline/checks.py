@@ -117,25 +117,6 @@ def heard_share(quality: pd.DataFrame, floor: float, check_name: str = "heard_sh
                   **{f"reason/{k}": int(v) for k, v in counts.items()}})
 
 
-def scored_share(quality: pd.DataFrame, n_songs: int, floor: float,
-                 check_name: str = "scored_share") -> dg.AssetCheckResult:
-    """Fails when the share of the partition's songs with a quality score is below ``floor``.
-
-    ``n_songs`` is the number of songs in the songs partition; an empty partition passes.
-    (Kept for callers of the library API; the pipeline uses heard_share + songs_accounted_for.)
-    """
-    scored = int(pd.to_numeric(quality.get("quality_score", pd.Series(dtype=float)),
-                               errors="coerce").notna().sum()) if len(quality) else 0
-    share = scored / n_songs if n_songs else 1.0
-    unscored = (quality.loc[pd.to_numeric(quality["quality_score"], errors="coerce").isna(), "song_id"]
-                if len(quality) and "quality_score" in quality else [])
-    return dg.AssetCheckResult(
-        check_name=check_name, passed=bool(share >= floor), severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"{scored} of {n_songs} songs scored ({share:.0%}, floor {floor:.0%})"
-                     + (f"; unscored: {_names(unscored)}" if len(unscored) else "")),
-        metadata={"scored": scored, "songs": int(n_songs), "share": float(share), "floor": float(floor)})
-
-
 def songs_within_partitions(n_outside: int, message: str,
                             check_name: str = "songs_within_partitions") -> dg.AssetCheckResult:
     """Warns when ingested songs fall on days outside the partitions (``message`` says what to set)."""

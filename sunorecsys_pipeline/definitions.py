@@ -15,7 +15,7 @@ import dagster as dg
 from sunorecsys_pipeline.assets import ALL_ASSETS
 from sunorecsys_pipeline.jobs import JOBS
 from sunorecsys_pipeline.resources import default_resources
-from sunorecsys_pipeline.schedules import nightly_rescoring
+from sunorecsys_pipeline.schedules import intraday_scoring, nightly_rescoring
 from sunorecsys_pipeline.sensors import catalogue_files_sensor
 
 
@@ -33,7 +33,7 @@ def _executor() -> dg.ExecutorDefinition | None:
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     jobs=JOBS,
-    schedules=[nightly_rescoring],
+    schedules=[nightly_rescoring, intraday_scoring],
     sensors=[catalogue_files_sensor],
     resources=default_resources(),
     executor=_executor(),

@@ -19,6 +19,9 @@ MODEL_ASSETS = {"flamingo_scores", "audiobox_scores"}
 # the recommender refit; interactions are re-read because new songs make dropped events known
 REFIT_ASSETS = ["interactions", "music_flamingo_scores_file", "hybrid_recommender", "recommender_evaluation",
                 "analyst_views"]
+# The intraday refit: what makes today's songs recommendable, without the offline evaluation (the
+# costliest step of a refit; the nightly run evaluates once a day).
+INTRADAY_REFIT_ASSETS = [a for a in REFIT_ASSETS if a != "recommender_evaluation"]
 
 # Queue order when several runs are requested at once (dagster/priority: higher starts first), so
 # ingestion starts before scoring and scoring before the refit.
@@ -54,12 +57,15 @@ def check_keys(names: list[str]) -> list[dg.AssetCheckKey]:
 
 
 def pipeline_run_request(days: list[str], *, flamingo: bool, audiobox: bool, run_key: str, tags: dict[str, str],
-                         ingest: bool = True, refit: bool = True) -> dg.RunRequest:
+                         ingest: bool = True, refit: bool = True,
+                         refit_assets: list[str] | None = None) -> dg.RunRequest:
     """One run: ingest (optional), score ``days`` (sorted partition keys) as one range from the first
-    to the last, refit (optional). Days inside the range that needed nothing are cheap: songs
-    already checked are reused, model scores come from their caches."""
+    to the last, refit (optional; ``refit_assets``, default :data:`REFIT_ASSETS`). Days inside the
+    range that needed nothing are cheap: songs already checked are reused, model scores come from
+    their caches."""
+    refit_names = list(refit_assets if refit_assets is not None else REFIT_ASSETS) if refit else []
     names = (INGEST_ASSETS if ingest else []) + (
-        scoring_assets(flamingo=flamingo, audiobox=audiobox) if days else []) + (REFIT_ASSETS if refit else [])
+        scoring_assets(flamingo=flamingo, audiobox=audiobox) if days else []) + refit_names
     run_tags = {**tags, WRITER_TAG: WRITER_VALUE}
     if len(days) == 1:
         return dg.RunRequest(run_key=run_key, partition_key=days[0], asset_selection=asset_keys(names),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -97,14 +97,18 @@ RANGE_DETAIL_DAYS = 7
 MAX_RANGE_MD_CHARS = 2000
 
 
-def for_days(meta: dict[str, dg.MetadataValue], days: int) -> dict[str, dg.MetadataValue]:
+def for_days(meta: dict[str, dg.MetadataValue | Callable[[], dg.MetadataValue]],
+             days: int) -> dict[str, dg.MetadataValue]:
     """``meta`` as is for up to :data:`RANGE_DETAIL_DAYS` days; for a longer range, without the
-    large Markdown values (histograms, previews, long tables), with a note saying so."""
+    large Markdown values (histograms, previews, long tables), with a note saying so.
+
+    A value may be a zero-argument callable (a histogram): it is drawn only when it is kept, so a
+    long range does not pay matplotlib for a picture it drops (about a second per histogram)."""
     if days <= RANGE_DETAIL_DAYS:
-        return meta
+        return {k: v() if callable(v) else v for k, v in meta.items()}
     slim = {k: v for k, v in meta.items()
-            if not (isinstance(v, dg.MetadataValue) and isinstance(getattr(v, "value", None), str)
-                    and len(v.value) > MAX_RANGE_MD_CHARS)}
+            if not callable(v) and not (isinstance(v, dg.MetadataValue) and isinstance(getattr(v, "value", None), str)
+                                        and len(v.value) > MAX_RANGE_MD_CHARS)}
     slim["detail"] = dg.MetadataValue.text(
         f"a {days}-day range: histograms and previews left out (this metadata is stored once per "
         "partition); query the Parquet partitions for detail")

@@ -257,10 +257,31 @@ class Soak:
         from dagster._core.workspace.load_target import WorkspaceFileTarget
 
         _set_env(self.deployment.env)
-        self.deployment.start_daemon()
+        # Create the instance's sqlite storage (and run its migrations) here, once, before the
+        # daemon and its code server open it: three processes initialising a fresh DAGSTER_HOME at
+        # once can leave two alembic heads ("more than one head present"; seen once, the code
+        # location then failed to load).
         self._instance = dg.DagsterInstance.get()
+        self._instance.get_runs(limit=1)
+        self._instance.get_latest_materialization_event(dg.AssetKey("raw_songs"))
+        self.deployment.start_daemon()
         self._workspace = WorkspaceProcessContext(self._instance, WorkspaceFileTarget([str(REPO / "workspace.yaml")]))
+        self._stop_wall_clock_schedules()
         return self
+
+    def _stop_wall_clock_schedules(self) -> None:
+        """The driver does the scheduler's ticks for simulated times; the schedules (on by default)
+        must not also fire at the real clock's 02:00 or :30 (an intraday run in the middle of a
+        simulated day). The daemon's sensor and run queue stay on."""
+        _, repo = self._repository()
+        for schedule in repo.get_schedules():
+            self._instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+        self.events.append("wall-clock schedules stopped (the driver ticks them for simulated times)")
+
+    def _repository(self):
+        context = self._workspace.create_request_context()
+        location = context.get_code_location("sunorecsys")
+        return location, next(iter(location.get_repositories().values()))
 
     def __exit__(self, *exc) -> None:
         try:
@@ -346,9 +367,7 @@ class Soak:
         from dagster._core.definitions.timestamp import TimestampWithTimezone
         from dagster._scheduler.scheduler import _submit_run_request
 
-        context = self._workspace.create_request_context()
-        location = context.get_code_location("sunorecsys")
-        repo = next(iter(location.get_repositories().values()))
+        location, repo = self._repository()
         schedule = repo.get_schedule("nightly_rescoring")
         data = location.get_schedule_execution_data(
             instance=self._instance, repository_handle=repo.handle, schedule_name=schedule.name,
@@ -405,7 +424,8 @@ class Soak:
         return len(read_table(self.deployment.data / "warehouse", "recommendations"))
 
     # -- the nights --
-    def run(self) -> None:
+    def run(self, on_night=None) -> None:
+        """Every day of the plan; ``on_night(night)`` after each (the bench prints progress)."""
         plan = self.plan
         for i, day in enumerate(self.days):
             started = time.monotonic()
@@ -445,6 +465,8 @@ class Soak:
             night.recommendations = self._recommendation_rows()
             night.seconds = time.monotonic() - started
             self.nights.append(night)
+            if on_night is not None:
+                on_night(night)
 
     # -- the verdict --
     def ledger(self) -> dict:

@@ -78,7 +78,7 @@ def test_the_nightly_run_request_launches_with_its_checks(instance, tmp_path):
     """What the UI's "Launch all & commit tick result" does: the request's selection + checks must
     form a valid subset of the job (a selection without its checks was refused before)."""
     request = _tick(instance, pipeline_resources(DataPaths(tmp_path / "data")))
-    job = defs.get_job_def("pipeline_job")
+    job = defs.resolve_job_def("pipeline_job")
     subset = job.get_subset(asset_selection=set(request.asset_selection),
                             asset_check_selection=set(request.asset_check_keys))
     assert {k.path[-1] for k in subset.asset_layer.selected_asset_keys} == set(_names(request))

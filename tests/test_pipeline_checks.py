@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from sunorecsys_pipeline.checks import parse_failure_rate, scored_share, unique_song_ids, values_in_range
+from sunorecsys_pipeline.checks import parse_failure_rate, unique_song_ids, values_in_range
 
 
 def _quality(n: int = 5) -> pd.DataFrame:
@@ -35,18 +35,6 @@ def test_scores_in_range_fails_on_an_out_of_range_or_infinite_score_and_ignores_
         result = values_in_range(bad, ["quality_score", "technical_score"], 0, 1, "scores_in_range")
         assert not result.passed, bad_value
         assert "song-3" in result.description and "technical_score" in result.description
-
-
-def test_scored_share_fails_below_the_floor_and_names_unscored_songs():
-    quality = _quality(10)
-    assert scored_share(quality, n_songs=10, floor=0.9).passed
-    quality.loc[[0, 4], "quality_score"] = np.nan
-    result = scored_share(quality, n_songs=10, floor=0.9)
-    assert not result.passed
-    assert "8 of 10" in result.description and "song-0" in result.description
-    # songs missing from the scores entirely count as unscored too
-    assert not scored_share(_quality(5), n_songs=10, floor=0.9).passed
-    assert scored_share(_quality(0), n_songs=0, floor=0.9).passed  # an empty day passes
 
 
 def test_parse_failure_rate_fails_above_the_ceiling_counting_only_answered_songs():

@@ -39,6 +39,8 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(repo):
     assert schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert repo.get_sensor_def("catalogue_files_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    intraday = repo.get_schedule_def("intraday_scoring")
+    assert intraday.cron_schedule == "30 * * * *" and intraday.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 def test_every_asset_has_description_owner_group_and_the_right_partitions(repo):

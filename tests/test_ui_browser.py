@@ -64,13 +64,16 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 SENSORS = "{ sensorsOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
     " { ... on Sensors { results { id name sensorState { status } } } } }"
+SCHEDULES = "{ schedulesOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
+    " { ... on Schedules { results { id name scheduleState { status } } } } }"
 ACTIVE_RUNS = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]})" \
     " { ... on Runs { results { runId } } } }"
 
 
 def quiet_automation(server, client, location: str) -> list[str]:
-    """Stop the sensors that start RUNNING by default and cancel the runs they already queued, so the
-    run this test launches is the one the UI shows as latest; returns the sensors stopped."""
+    """Stop the sensors and schedules that start RUNNING by default (the intraday schedule fires at
+    every :30) and cancel the runs they already queued, so the run this test launches is the one
+    the UI shows as latest; returns the sensors and schedules stopped."""
     from dagster_graphql import DagsterGraphQLClientError
 
     stopped = []
@@ -80,6 +83,12 @@ def quiet_automation(server, client, location: str) -> list[str]:
             graphql(server.url, "mutation ($id: String!) { stopSensor(id: $id) { __typename } }",
                     {"id": sensor["id"]})
             stopped.append(sensor["name"])
+    query = "query ($loc: String!) " + SCHEDULES
+    for schedule in graphql(server.url, query, {"loc": location})["schedulesOrError"]["results"]:
+        if schedule["scheduleState"]["status"] == "RUNNING":
+            graphql(server.url, "mutation ($id: String!) { stopRunningSchedule(id: $id) { __typename } }",
+                    {"id": schedule["id"]})
+            stopped.append(schedule["name"])
     # A run the sensor just created is NOT_STARTED (not yet terminable) for a moment: retry.
     deadline = time.monotonic() + 120
     while runs := [r["runId"] for r in graphql(server.url, ACTIVE_RUNS)["runsOrError"]["results"]]:
