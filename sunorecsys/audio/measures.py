@@ -79,6 +79,8 @@ NOISE_NFFT = 1024
 NOISE_FRAME_STRIDE = 2
 NOISE_BAND_BINS = 8
 NOISE_BAND_HZ = (4000.0, 16000.0)
+# Only bands below 94 % of the content's bandwidth (clear of an encoder's transition band).
+NOISE_GUARD_FRACTION = 0.94
 
 
 def _db(x: float, floor: float = LEVEL_FLOOR_DB) -> float:
@@ -372,7 +374,7 @@ def _short_period_correlation(hf: np.ndarray, block: int, sample_rate: int) -> f
     return float(np.nanmax(norm)) if norm.size else 0.0
 
 
-def noise_floor(mono: np.ndarray, sample_rate: int) -> tuple[float, float]:
+def noise_floor(mono: np.ndarray, sample_rate: int, max_hz: float | None = None) -> tuple[float, float]:
     """How stationary and how smooth the high-frequency floor is: (floor spread dB, floor flatness).
 
     Short-time spectra (``NOISE_NFFT`` samples, one frame in ``NOISE_FRAME_STRIDE``), powers summed
@@ -380,7 +382,10 @@ def noise_floor(mono: np.ndarray, sample_rate: int) -> tuple[float, float]:
     time (the floor) vs the median. Music's quiet moments fall far below its median; added hiss sets a
     floor every frame keeps, so the spread shrinks towards 0 dB (about -3 dB for pure Gaussian noise
     in 8-bin bands). The floor's flatness (geometric/arithmetic mean over bands) tells broadband hiss
-    from a tonal pad. (-60, 0) when there is too little audio.
+    from a tonal pad. ``max_hz``: the content's own bandwidth (:func:`band_limit`); bands above
+    ``NOISE_GUARD_FRACTION`` of it are left out, since above a codec's low-pass (5.5 kHz at 32 kbps)
+    only the decoder's faint, flat, steady residue is left, which is no hiss in the music.
+    (-60, 0) when there is too little audio or fewer than two bands below the content's end.
     """
     nfft = NOISE_NFFT
     n_frames = mono.shape[0] // nfft
@@ -390,7 +395,10 @@ def noise_floor(mono: np.ndarray, sample_rate: int) -> tuple[float, float]:
     # scipy keeps float32 (numpy.fft would double the memory of a 10-minute spectrogram).
     spec = np.abs(scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
-    sel = np.flatnonzero((freqs >= NOISE_BAND_HZ[0]) & (freqs <= min(NOISE_BAND_HZ[1], freqs[-1])))
+    top = min(NOISE_BAND_HZ[1], float(freqs[-1]))
+    if max_hz is not None and max_hz > 0:
+        top = min(top, NOISE_GUARD_FRACTION * max_hz)
+    sel = np.flatnonzero((freqs >= NOISE_BAND_HZ[0]) & (freqs <= top))
     n_bands = sel.size // NOISE_BAND_BINS
     if n_bands < 2:
         return -60.0, 0.0
@@ -439,7 +447,7 @@ def signal_measures(samples: np.ndarray, sample_rate: int, *,
     freqs, psd = spectrum(mono, sample_rate)
     bandwidth, cliff = band_limit(freqs, psd)
     drop_count, drop_s = dropouts(mono, sample_rate)
-    spread, floor_flatness = noise_floor(mono, sample_rate)
+    spread, floor_flatness = noise_floor(mono, sample_rate, max_hz=bandwidth)
     return {
         "duration_s": data.shape[0] / sample_rate,
         "loudness_lufs": float(levels["loudness_lufs"]),
