@@ -234,8 +234,12 @@ def detection_figures(truth: pd.DataFrame, checks: pd.DataFrame) -> dict:
     out["false_alarm_songs"] = [f"{r.song_id} ({', '.join(r.hard_fail_reasons)})"
                                 for r in clean[clean["hard_fail"]].itertuples()]
     per_type = {}
-    for kind, group in frame[labels == 1].groupby("damage"):
-        entry = {"n": len(group), "tracks": int(group["track_id"].nunique()),
+    for kind, all_of_kind in frame[labels == 1].groupby("damage"):
+        # An excerpt of a source with its own defect (a native DC offset) carries two defects: it
+        # counts for neither type's rate (it is expected to hard-fail whatever was added).
+        twice = all_of_kind["twin"].notna() & all_of_kind.get("native_defect", pd.Series(None, index=all_of_kind.index)).notna()
+        group = all_of_kind[~twice]
+        entry = {"n": len(group), "tracks": int(group["track_id"].nunique()), "native_left_out": int(twice.sum()),
                  "hard_fail_rate": float(group["hard_fail"].mean())}
         twins = group.merge(frame[["song_id", "quality_score"]].rename(
             columns={"song_id": "twin", "quality_score": "twin_score"}), on="twin", how="inner")
@@ -317,8 +321,10 @@ def format_real_report(real: dict) -> str:
             base = entry.get("baseline", {}).get("per_type", {}).get(kind)
             twin = f", below twin {cur['below_twin_rate']:.0%}" if "below_twin_rate" in cur else ""
             btxt = f"   baseline {base['hard_fail_rate']:.0%}" if base else ""
+            native = (f" ({cur['native_left_out']} more on sources with a native defect left out)"
+                      if cur.get("native_left_out") else "")
             lines.append(f"    {kind:<14} n={cur['n']:<3} tracks={cur['tracks']:<3} hard-failed "
-                         f"{cur['hard_fail_rate']:.0%}{twin}{btxt}")
+                         f"{cur['hard_fail_rate']:.0%}{twin}{btxt}{native}")
         if fig["false_alarm_songs"]:
             lines.append("  false alarms: " + "; ".join(fig["false_alarm_songs"]))
         per_song = entry["checks_s"] / max(fig["songs"], 1)

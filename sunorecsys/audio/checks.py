@@ -23,7 +23,7 @@ Technical score (``technical_score``)
     silence    1 - ramp(silence_ratio, 0.25, 0.75)                                 1
     bandwidth  ramp(bandwidth Hz, 4000, 16000)  (an MP3's own 16-19 kHz cut -> 1)   1
     bitrate    ramp(kbps, 32, 128) for lossy files (1 for lossless)                1
-    noise      1 - ramp(floor spread dB, -14, -8) * ramp(floor flatness, 0.3, 0.8) 1
+    noise      1 - ramp(floor spread dB, -7, -5) * ramp(floor flatness, 0.5, 0.75) 1
     dc         1 - ramp(dc_offset, 0.005, 0.03)                                    1
     dropouts   1 - ramp(dropout_count, 0, 3)                                       1
     repeats    1 - ramp(repeated_s, 0, 1)                                          1
@@ -120,6 +120,12 @@ HARD_FAIL_DYNAMIC_RANGE_DB = 3.0
 # the clean ones spreading above -5.3 dB have a tonal floor (flatness <= 0.17).
 HARD_FAIL_NOISE_SPREAD_DB = -5.3
 HARD_FAIL_NOISE_FLATNESS = 0.5
+# The noise sub-score's ramps, from the same tune half: every noisy excerpt spread >= -5.3 dB with
+# flatness >= 0.76 (-> sub-score <= 0.15); 90 % of clean ones spread <= -6.8 dB or have flatness
+# <= 0.5 (-> 1). The former ramps (-14..-8 dB, 0.3..0.8) marked a quarter of clean real music down
+# (10 % below 0.5) for a floor that is merely steady, which ranked clean songs under 64 kbps encodes.
+NOISE_SPREAD_RAMP_DB = (-7.0, -5.0)
+NOISE_FLATNESS_RAMP = (0.5, 0.75)
 # Band limit: damaged tune excerpts (low-pass 3-10 kHz, 11.025/22.05/16 kHz sources) measured
 # <= 10.5 kHz; clean 44.1/48 kHz ones >= 13.25 kHz except ufoai "alBasrahM", whose content really
 # ends at 9.5 kHz (a 22 kHz production, counted as a false alarm). 64 kbps MP3s cut at 11 kHz: see
@@ -214,8 +220,8 @@ def sub_scores(measures: Mapping[str, Any], metadata_duration_s: float | None) -
         "silence": 1.0 - ramp(float(measures["silence_ratio"]), 0.25, 0.75),
         "bandwidth": ramp(float(measures["bandwidth_hz"]), 4000.0, 16000.0),
         "bitrate": ramp(kbps, 32.0, 128.0),
-        "noise": 1.0 - ramp(_get(measures, "noise_floor_spread_db", -60.0), -14.0, -8.0)
-        * ramp(_get(measures, "noise_floor_flatness", 0.0), 0.3, 0.8),
+        "noise": 1.0 - ramp(_get(measures, "noise_floor_spread_db", -60.0), *NOISE_SPREAD_RAMP_DB)
+        * ramp(_get(measures, "noise_floor_flatness", 0.0), *NOISE_FLATNESS_RAMP),
         "dc": 1.0 - ramp(_get(measures, "dc_offset", 0.0), 0.005, 0.03),
         "dropouts": 1.0 - ramp(_get(measures, "dropout_count", 0.0), 0.0, 3.0),
         "repeats": 1.0 - ramp(_get(measures, "repeated_s", 0.0), 0.0, 1.0),
