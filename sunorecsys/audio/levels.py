@@ -14,7 +14,8 @@ candidate stretches for the true peak, whatever the file's length, rate or chann
   ``CLIP_REL_TOLERANCE`` of its channel's peak; runs of at least ``CLIP_MIN_RUN`` such samples count
   as clipped. Runs are recorded with their lowest magnitude only while they are near the running
   peak, so memory stays small; a run that dips below the final threshold inside the 0.1 % band
-  is not split into its sub-runs (the one difference from ``measures.clipped_ratio``).
+  is not split into its sub-runs. (``measures.clipped_ratio`` and ``measures.true_peak_dbfs`` are
+  this meter run over an in-memory signal: one implementation of each level measure.)
 - True peak: 4x soxr oversampling (BS.1770 style) of the ``TRUE_PEAK_CANDIDATES`` stretches of
   ``TRUE_PEAK_STRETCH`` frames with the highest sample peaks, each with ``TRUE_PEAK_CONTEXT`` frames
   of real signal either side; exact whenever the highest inter-sample peak lies in one of them.

@@ -23,19 +23,21 @@ import scipy.signal
 import soxr
 
 from sunorecsys.audio.decode import to_mono
-from sunorecsys.audio.levels import LoudnessMeter, stream_levels
 
-# Floors for silent audio, so the table never holds -inf.
-LOUDNESS_FLOOR_LUFS = -70.0     # BS.1770's absolute gate: below it nothing counts as programme
-LEVEL_FLOOR_DB = -120.0
+# Level constants live with the one implementation of the level measures (streamed, levels.py).
+from sunorecsys.audio.levels import (  # noqa: F401 - CLIP_*, LOUDNESS_FLOOR_LUFS re-exported for callers
+    CLIP_MIN_RUN,
+    CLIP_REL_TOLERANCE,
+    LEVEL_FLOOR_DB,
+    LOUDNESS_FLOOR_LUFS,
+    LoudnessMeter,
+    stream_levels,
+)
 
 SILENCE_FRAME_S = 0.05          # 50 ms frames
 SILENCE_THRESHOLD_DBFS = -60.0  # a frame whose RMS is below this is silent
-CLIP_MIN_RUN = 3                # consecutive samples at the top magnitude that count as clipping
-CLIP_REL_TOLERANCE = 1e-3       # "at the top": within 0.1 % of the channel's peak magnitude
 WELCH_NPERSEG = 4096
 FLATNESS_BAND_HZ = (50.0, 16000.0)
-TRUE_PEAK_OVERSAMPLING = 4
 _WELCH_CHUNK_SEGMENTS = 256  # ~1 M samples per welch call (bounded memory on long songs)
 
 # Band limit (band_limit): 250 Hz bands; a cut is looked for from 1 kHz up. The guard (6 % of the
@@ -102,39 +104,18 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     return meter.result()
 
 
-def true_peak_dbfs(samples: np.ndarray, sample_rate: int, oversampling: int = TRUE_PEAK_OVERSAMPLING) -> float:
-    """Peak of the ``oversampling``x soxr-upsampled signal in dBFS (BS.1770 true-peak style)."""
-    if samples.shape[0] == 0:
-        return LEVEL_FLOOR_DB
-    up = soxr.resample(samples, sample_rate, sample_rate * oversampling, quality="HQ")
-    peak = max(float(np.abs(up).max(initial=0.0)), float(np.abs(samples).max(initial=0.0)))
-    return _db(peak)
+def true_peak_dbfs(samples: np.ndarray, sample_rate: int) -> float:
+    """True peak in dBFS of an in-memory signal: :class:`~sunorecsys.audio.levels.LevelMeter`'s
+    (4x soxr oversampling, BS.1770 style), the one implementation the checks use on every stream."""
+    return float(stream_levels(samples, sample_rate)["true_peak_dbfs"])
 
 
-def clipped_ratio(samples: np.ndarray, min_run: int = CLIP_MIN_RUN,
-                  rel_tolerance: float = CLIP_REL_TOLERANCE) -> float:
-    """Share of samples (all channels) inside runs of >= ``min_run`` consecutive samples at the
-    channel's top magnitude (within ``rel_tolerance`` of its peak). A clean master rarely holds
-    its peak for three samples in a row; a hard-clipped one holds it for whole plateaus. In [0, 1].
-    """
-    data = samples.reshape(samples.shape[0], -1)
-    total = data.size
-    if total == 0:
-        return 0.0
-    clipped = 0
-    for ch in range(data.shape[1]):
-        mag = np.abs(data[:, ch])
-        peak = float(mag.max())
-        if peak <= 0:
-            continue
-        at_top = (mag >= peak * (1.0 - rel_tolerance)).astype(np.int8)
-        # Run lengths of the True stretches from the edges of the boolean signal.
-        edges = np.diff(np.concatenate(([0], at_top, [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
-        runs = ends - starts
-        clipped += int(runs[runs >= min_run].sum())
-    return clipped / total
+def clipped_ratio(samples: np.ndarray) -> float:
+    """Share of samples (all channels) inside runs of >= ``CLIP_MIN_RUN`` consecutive samples at the
+    channel's top magnitude (within ``CLIP_REL_TOLERANCE`` of its peak), in [0, 1]: a clean master
+    rarely holds its peak for three samples in a row, a hard-clipped one holds it for whole plateaus.
+    :class:`~sunorecsys.audio.levels.LevelMeter`'s figure (the rate does not matter to it)."""
+    return float(stream_levels(samples, 44100)["clipped_ratio"])
 
 
 def frame_rms_db(mono: np.ndarray, sample_rate: int, frame_s: float = SILENCE_FRAME_S) -> np.ndarray:
