@@ -72,7 +72,9 @@ from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
 from sunorecsys.paths import DataPaths
 
-CHECKS_VERSION = "signal-checks/2"
+# /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
+# bandwidth, the band cliff at the 80th percentile and the noise sub-score ramps from the tune half.
+CHECKS_VERSION = "signal-checks/3"
 
 # The measures other than the level ones (which see the whole stream) look at the first 10 minutes
 # of a longer song: the analysis signal is then 600 s of mono float32 at <= 48 kHz (<= 115 MB).
