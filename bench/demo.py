@@ -27,8 +27,8 @@ def main() -> int:
 
     import dagster as dg
     import pandas as pd
-
     from sunorecsys.catalog.sample import generate_sample_catalogue
+
     from sunorecsys.paths import DataPaths
     from sunorecsys_pipeline import demo
     from sunorecsys_pipeline.assets import ALL_ASSETS

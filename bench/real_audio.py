@@ -31,7 +31,11 @@ nexuiz-music                     GPL-2+ (electronic/industrial)
 Vocals: no package in Debian bookworm describes its music as sung (``apt-cache search`` for
 vocal/singing/song/karaoke finds only performous, which ships no songs and suggests the two
 fretsonfire packages). The fretsonfire packages are full band recordings (the closest to a Suno
-song's make-up); the rest are game scores, mostly instrumental.
+song's make-up: Muldjord's and Sectoid's metal/rock songs, mixed here from song + guitar + rhythm
+stems; 8 tracks, 24 excerpts, split across both halves); the rest are game scores, mostly
+instrumental. So the set holds no music labelled as sung: how the detectors behave on a lead vocal
+(sibilance in the 4-16 kHz noise bands, held sung notes for the repeat detector) is measured only as
+far as those band recordings carry one; the sample catalogue's synthesised songs have none either.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ this prints the ROC AUC of ``quality_score`` (clean vs damaged), the hard-fail d
 damage type and the false-alarm rate on clean excerpts, for this branch's checks and, in the same
 run, for the checks of the ``main`` branch (the baseline, run from ``git archive main`` in a
 subprocess), plus decoding alone. Targets: AUC >= 0.97, false alarms <= 5 %, every damage >= 90 %.
+An excerpt of a source that already carries a defect of its own (a native DC offset of >= 2 %,
+``native_defect`` in the truth) holds two defects: it counts in the AUC as damaged but is left out
+of its added damage type's detection rate (the line says how many were left out), since it is
+expected to hard-fail whatever was added (a 64 kbps encode of it included).
 
 Target: >= 50x real time on one core for a 3-minute 44.1 kHz stereo song (decode + every measure
 + score). Baseline named in the output, measured in the same run: decoding alone (soundfile), and
