@@ -88,6 +88,10 @@ NOISE_BAND_BINS = 8
 NOISE_BAND_HZ = (4000.0, 16000.0)
 # Only bands below 94 % of the content's bandwidth (clear of an encoder's transition band).
 NOISE_GUARD_FRACTION = 0.94
+# A floor (summed over the noise bands) this far under the median frame's whole-spectrum power is
+# not counted. Tune half: every noisy excerpt (6-20 dB SNR) -31..-15 dB; steady floors of clean ones
+# down to -79 dB (warzone "track23", a quantisation-level floor under quiet music, was flagged noisy).
+NOISE_FLOOR_AUDIBLE_DB = -60.0
 
 
 def _db(x: float, floor: float = LEVEL_FLOOR_DB) -> float:
@@ -371,7 +375,8 @@ def noise_floor(mono: np.ndarray, sample_rate: int, max_hz: float | None = None)
     from a tonal pad. ``max_hz``: the content's own bandwidth (:func:`band_limit`); bands above
     ``NOISE_GUARD_FRACTION`` of it are left out, since above a codec's low-pass (5.5 kHz at 32 kbps)
     only the decoder's faint, flat, steady residue is left, which is no hiss in the music.
-    (-60, 0) when there is too little audio or fewer than two bands below the content's end.
+    (-60, 0) when there is too little audio, fewer than two bands below the content's end, or a
+    floor more than ``-NOISE_FLOOR_AUDIBLE_DB`` dB under the programme (inaudible).
     """
     nfft = NOISE_NFFT
     n_frames = mono.shape[0] // nfft
@@ -395,6 +400,11 @@ def noise_floor(mono: np.ndarray, sample_rate: int, max_hz: float | None = None)
         return -60.0, 0.0
     bands = bands[keep]
     floor = np.maximum(np.percentile(bands, 10, axis=0), 1e-30)
+    # A floor far under the programme is no hiss anyone hears: a 16-bit file's quantisation floor
+    # (~-100 dBFS) under sparse highs read as 'noisy'. Programme: the median frame's whole spectrum.
+    programme = float(np.median(spec.sum(axis=1)[keep]))
+    if programme > 0 and 10 * np.log10(float(floor.sum()) / programme) < NOISE_FLOOR_AUDIBLE_DB:
+        return -60.0, 0.0
     median = np.maximum(np.median(bands, axis=0), 1e-30)
     spread = float(np.median(10 * np.log10(floor / median)))
     flatness = float(np.exp(np.mean(np.log(floor))) / floor.mean())
