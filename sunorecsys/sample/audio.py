@@ -256,7 +256,9 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     # swells with the notes and falls away between them) and rolls off like real highs (about
     # -12 dB per octave above 3 kHz), about 30 dB under the music: never a stationary hiss floor.
     rms = float(np.sqrt(np.mean(mix ** 2)))
-    air = signal.sosfilt(_air_filter(sr), rng.standard_normal((n, 2), dtype=np.float32), axis=0).astype(np.float32)
+    # n + 1 draws as the earlier white air took: the song's later draws (its damage) stay the same.
+    white = rng.standard_normal((n + 1, 2), dtype=np.float32)[1:]
+    air = signal.sosfilt(_air_filter(sr), white, axis=0).astype(np.float32)
     air *= _follow(mix, sr)[:, None]
     air_rms = float(np.sqrt(np.mean(air ** 2)))
     mix += air * np.float32(rms * (0.03 if spec.genre != "lo-fi" else 0.06) / max(air_rms, 1e-12))
