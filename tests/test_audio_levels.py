@@ -1,7 +1,8 @@
 """The streamed level meter against the reference computations on whole arrays.
 
-pyloudnorm is the reference for loudness (mono and stereo, which it supports), the whole-signal
-functions of measures.py for clipping and true peak; block sizes are odd on purpose so that runs,
+pyloudnorm is the reference for loudness (mono and stereo, which it supports), plain whole-array
+computations written here for clipping and true peak (the library keeps one implementation, the
+streamed one); block sizes are odd on purpose so that runs,
 gating hops and true-peak stretches straddle block edges.
 """
 
@@ -10,12 +11,31 @@ from __future__ import annotations
 import numpy as np
 import pyloudnorm
 import pytest
+import soxr
 
 from sunorecsys.audio.levels import stream_levels
-from sunorecsys.audio.measures import clipped_ratio, true_peak_dbfs
 from sunorecsys.audio.synth import synth_song
 
 SR = 44100
+
+
+def clipped_ratio(samples: np.ndarray, min_run: int = 3, rel_tolerance: float = 1e-3) -> float:
+    """Reference: share of samples in runs of >= ``min_run`` within ``rel_tolerance`` of the channel peak."""
+    data = samples.reshape(samples.shape[0], -1)
+    clipped = 0
+    for ch in range(data.shape[1]):
+        mag = np.abs(data[:, ch])
+        at_top = (mag >= float(mag.max()) * (1.0 - rel_tolerance)).astype(np.int8)
+        edges = np.diff(np.concatenate(([0], at_top, [0])))
+        runs = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+        clipped += int(runs[runs >= min_run].sum())
+    return clipped / data.size
+
+
+def true_peak_dbfs(samples: np.ndarray, sample_rate: int) -> float:
+    """Reference: peak of the whole signal 4x upsampled by soxr (HQ), in dBFS."""
+    up = soxr.resample(samples, sample_rate, sample_rate * 4, quality="HQ")
+    return float(20 * np.log10(max(np.abs(up).max(), np.abs(samples).max())))
 
 
 @pytest.fixture(scope="module")
@@ -44,4 +64,4 @@ def test_streamed_clipping_and_true_peak_match_the_whole_signal(song, block):
 def test_silence_and_nothing_read_the_floors():
     zeros = stream_levels(np.zeros((SR, 2), dtype=np.float32), SR)
     assert zeros == {"loudness_lufs": -70.0, "sample_peak_dbfs": -120.0, "true_peak_dbfs": -120.0,
-                     "clipped_ratio": 0.0}
+                     "clipped_ratio": 0.0, "full_scale_ratio": 0.0, "dc_offset": 0.0}

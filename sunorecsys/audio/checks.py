@@ -11,35 +11,42 @@ Technical score (``technical_score``)
         score = prod_i  s_i ** w_i
 
     so a single fatal defect (a sub-score of 0) zeroes the score and mild ones multiply down.
-    ``ramp(x, a, b)`` is 0 at or below ``a``, 1 at or above ``b``, linear between.
+    ``ramp(x, a, b)`` is 0 at or below ``a``, 1 at or above ``b``, linear between. Every sub-score
+    is stored per song (columns ``score_<name>``).
 
     ========== =================================================================== ===
     sub-score  definition                                                          w
     ========== =================================================================== ===
     loudness   ramp(LUFS, -45, -30) * (1 - ramp(LUFS, -7, -3))                     1
-    clipping   1 - ramp(log10(clipped_ratio), -4, -2)   (0.01 % -> 1, 1 % -> 0)    1
+    clipping   1 - ramp(log10(max(clipped_ratio, full_scale_ratio)), -4, -2)       1
     true_peak  1 - ramp(true peak dBFS, 0.5, 3)                                    0.5
     silence    1 - ramp(silence_ratio, 0.25, 0.75)                                 1
-    bandwidth  ramp(bandwidth Hz, 2500, 8000)                                      1
-    noise      1 - ramp(spectral flatness, 0.05, 0.25)                             1
+    bandwidth  ramp(bandwidth Hz, 4000, 16000)  (an MP3's own 16-19 kHz cut -> 1)   1
+    bitrate    ramp(kbps, 32, 128) for lossy files (1 for lossless)                1
+    noise      1 - ramp(floor spread dB, -7, -5) * ramp(floor flatness, 0.5, 0.75) 1
+    dc         1 - ramp(dc_offset, 0.005, 0.03)                                    1
+    dropouts   1 - ramp(dropout_count, 0, 3)                                       1
+    repeats    1 - ramp(repeated_s, 0, 1)                                          1
     dynamics   ramp(dynamic range dB, 2, 5)                                        0.5
     crest      ramp(crest factor dB, 4, 8)                                         0.5
     duration   ramp(duration / metadata duration, 0.5, 0.9) (1 without metadata)  1
     ========== =================================================================== ===
 
-Hard fails (``hard_fail_reasons``): the AudioUnavailable reason when not decodable;
-``mostly_silent`` (silence_ratio >= 0.8 or loudness <= -50 LUFS); ``truncated`` (duration below
-80 % of the catalogue's duration); ``heavy_clipping`` (clipped_ratio >= 2 %, or, for lossy files
-whose plateaus the codec smeared, loudness >= -5 LUFS with a true peak >= +2 dBFS); ``noise_only``
-(spectral flatness >= 0.5 and dynamic range < 3 dB); ``band_limited`` (bandwidth < 1500 Hz).
+Hard fails (``hard_fail_reasons``; ``hard_fail_detail`` says the measured value against the
+threshold): the AudioUnavailable reason when not decodable; ``mostly_silent``; ``truncated``;
+``heavy_clipping``; ``noise_only`` / ``noisy``; ``band_limited`` (not for lossy files at <= 96
+kbps, whose encoder's own low-pass explains the cut: the bitrate sub-score marks those down);
+``dc_offset``; ``dropouts``; ``stuck_buffer``. The thresholds below say where each came from: the
+"tune half" is the threshold-setting half of the real set of bench/real_audio.py (Debian music
+packages, seed 11, split by track); bench/scoring_signal.py reports the figures on the other half.
+The ramps of the score are not fitted: they span from "clearly defective" to "clearly fine" for
+each measure, and the AUC on the report half says how well the product ranks.
 Stream integrity (these also zero the score): ``non_finite_samples`` (NaN/inf in the file) and
 ``truncated`` when the length decoded to the stream's real end is below 98 % (and 0.5 s) of what the
 file's own header claims (FLAC/WAV frame count, MP3 Xing/VBRI frame count); ``detail`` says the
 seconds decoded against the seconds expected. A song whose check itself fails gets a row with
 status ``out_of_memory``, ``check_failed`` or ``worker_crashed`` (the worker process died twice).
 
-The thresholds were set on synthesised signals and the sample catalogue (tests/test_signal_checks.py
-measures the ranking AUC against its ground truth); ``checks_version`` changes with them.
 """
 
 from __future__ import annotations
@@ -65,7 +72,9 @@ from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
 from sunorecsys.paths import DataPaths
 
-CHECKS_VERSION = "signal-checks/1"
+# /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
+# bandwidth, the band cliff at the 80th percentile and the noise sub-score ramps from the tune half.
+CHECKS_VERSION = "signal-checks/3"
 
 # The measures other than the level ones (which see the whole stream) look at the first 10 minutes
 # of a longer song: the analysis signal is then 600 s of mono float32 at <= 48 kHz (<= 115 MB).
@@ -89,19 +98,53 @@ WORKER_MEMORY_ENV = "SUNORECSYS_AUDIO_WORKER_MEMORY_MB"
 MIN_SECONDS = 0.5
 
 EXPONENTS: dict[str, float] = {
-    "loudness": 1.0, "clipping": 1.0, "true_peak": 0.5, "silence": 1.0, "bandwidth": 1.0,
-    "noise": 1.0, "dynamics": 0.5, "crest": 0.5, "duration": 1.0,
+    "loudness": 1.0, "clipping": 1.0, "true_peak": 0.5, "silence": 1.0, "bandwidth": 1.0, "bitrate": 1.0,
+    "noise": 1.0, "dc": 1.0, "dropouts": 1.0, "repeats": 1.0, "dynamics": 0.5, "crest": 0.5, "duration": 1.0,
 }
 
+# --- hard-fail thresholds ("tune half": see the module docstring) ---
+# Unchanged from signal-checks/1 (on the tune half every near-silent excerpt (-45..-60 dB) measured
+# <= -62 LUFS and no clean one below -36 LUFS or above 25 % silence, so they hold with wide margins):
 HARD_FAIL_SILENCE_RATIO = 0.8
 HARD_FAIL_LOUDNESS_LUFS = -50.0
+# A partial download kept 30-75 % of its bytes; the shortest clean excerpt decodes to 100 %.
 HARD_FAIL_DURATION_RATIO = 0.8
 HARD_FAIL_CLIPPED_RATIO = 0.02
 HARD_FAIL_OVERDRIVEN_LUFS = -5.0
 HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS = 2.0
+# Samples at >= 95 % of full scale: clean tune excerpts <= 0.0097 %, clipped-then-MP3 ones >= 0.6 %;
+# 0.1 % sits between them on a log scale.
+HARD_FAIL_FULL_SCALE_RATIO = 0.001
 HARD_FAIL_FLATNESS = 0.5
 HARD_FAIL_DYNAMIC_RANGE_DB = 3.0
-HARD_FAIL_BANDWIDTH_HZ = 1500.0
+# Stationary broadband floor: noisy tune excerpts (6-20 dB SNR, white or pink) spread >= -4.9 dB with
+# floor flatness >= 0.78; clean ones with flatness >= 0.5 spread <= -5.8 dB (wesnoth "knolls"), and
+# the clean ones spreading above -5.3 dB have a tonal floor (flatness <= 0.17).
+HARD_FAIL_NOISE_SPREAD_DB = -5.3
+HARD_FAIL_NOISE_FLATNESS = 0.5
+# The noise sub-score's ramps, from the same tune half: every noisy excerpt spread >= -5.3 dB with
+# flatness >= 0.76 (-> sub-score <= 0.15); 90 % of clean ones spread <= -6.8 dB or have flatness
+# <= 0.5 (-> 1). The former ramps (-14..-8 dB, 0.3..0.8) marked a quarter of clean real music down
+# (10 % below 0.5) for a floor that is merely steady, which ranked clean songs under 64 kbps encodes.
+NOISE_SPREAD_RAMP_DB = (-7.0, -5.0)
+NOISE_FLATNESS_RAMP = (0.5, 0.75)
+# Band limit: damaged tune excerpts (low-pass 3-10 kHz, 11.025/22.05/16 kHz sources) measured
+# <= 10.5 kHz; clean 44.1/48 kHz ones >= 13.25 kHz except ufoai "alBasrahM", whose content really
+# ends at 9.5 kHz (a 22 kHz production, counted as a false alarm). 64 kbps MP3s cut at 11 kHz: see
+# LOW_BITRATE_KBPS.
+HARD_FAIL_BANDWIDTH_HZ = 12000.0
+# LAME's low-pass measured here: 32 kbps -> 5.5 kHz, 48 -> 7.5, 64 -> 11, 96 -> 15, 128 -> 16.6, 192 -> 18.7.
+LOW_BITRATE_KBPS = 96.0
+# Clean tune excerpts' |channel mean| <= 0.013 (except masters with a real DC offset of 2.9-8.6 %,
+# labelled dc_offset in the set); damaged ones (3-12 %) >= 0.030.
+HARD_FAIL_DC_OFFSET = 0.02
+# No clean tune excerpt had a single gap; every damaged one had >= 2.
+HARD_FAIL_DROPOUTS = 1
+# Clean tune excerpts <= 0.10 s of repeats (wesnoth "knolls"; singularity "Chimes They Fade", a
+# native-DC track, 1.15 s); stuck-buffer ones: 13 of 15 >= 0.25 s (two with short events missed).
+HARD_FAIL_REPEATED_S = 0.15
+
+SUB_SCORES: tuple[str, ...] = tuple(EXPONENTS)
 
 COLUMNS: list[str] = [
     "song_id", "status", "detail", "duration_s", "metadata_duration_s", "loudness_lufs", "true_peak_dbfs",
@@ -111,6 +154,11 @@ COLUMNS: list[str] = [
     "sample_peak_dbfs", "spectral_flatness", "dynamic_range_db", "duration_ratio", "audio_path",
     # stream integrity: the container's claimed length and the count of NaN/inf samples
     "header_duration_s", "nonfinite_samples",
+    # signal-checks/2: damage detectors, the file's bitrate, each sub-score, why each hard fail
+    "band_cliff_db", "full_scale_ratio", "dc_offset", "dropout_count", "dropout_s", "repeated_s",
+    "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
+    *[f"score_{name}" for name in SUB_SCORES],
+    "hard_fail_detail",
 ]
 
 
@@ -118,6 +166,9 @@ _FLOAT_COLUMNS = (
     "duration_s", "metadata_duration_s", "loudness_lufs", "true_peak_dbfs", "clipped_ratio", "silence_ratio",
     "bandwidth_hz", "crest_factor_db", "technical_score", "sample_peak_dbfs", "spectral_flatness",
     "dynamic_range_db", "duration_ratio", "header_duration_s", "nonfinite_samples",
+    "band_cliff_db", "full_scale_ratio", "dc_offset", "dropout_count",
+    "dropout_s", "repeated_s", "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
+    *[f"score_{name}" for name in SUB_SCORES],
 )
 # The audio_checks table's Arrow schema (for write_partition(..., schema=AUDIO_CHECKS_SCHEMA)).
 AUDIO_CHECKS_SCHEMA = pa.schema([
@@ -127,6 +178,8 @@ AUDIO_CHECKS_SCHEMA = pa.schema([
     else pa.field(name, pa.string())
     for name in COLUMNS
 ])
+# Lossy containers: their bitrate (bytes / duration) is a measure; lossless files get None.
+_LOSSY_SUFFIXES = frozenset({".mp3", ".ogg", ".oga", ".opus", ".m4a"})
 
 
 def ramp(x: float, lo: float, hi: float) -> float:
@@ -146,25 +199,41 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def sub_scores(measures: Mapping[str, float], metadata_duration_s: float | None) -> dict[str, float]:
-    """Each sub-score in [0, 1] (see the module docstring)."""
+def _get(measures: Mapping[str, Any], name: str, default: float) -> float:
+    value = measures.get(name)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def sub_scores(measures: Mapping[str, Any], metadata_duration_s: float | None) -> dict[str, float]:
+    """Each sub-score in [0, 1] (see the module docstring). Measures missing from ``measures`` (a row
+    of an older checks version) count as no defect."""
     loud = float(measures["loudness_lufs"])
-    clipped = float(measures["clipped_ratio"])
+    clipped = max(float(measures["clipped_ratio"]), _get(measures, "full_scale_ratio", 0.0))
     ratio = (float(measures["duration_s"]) / metadata_duration_s) if metadata_duration_s else None
+    kbps = _get(measures, "bitrate_kbps", float("inf"))
     return {
         "loudness": ramp(loud, -45.0, -30.0) * (1.0 - ramp(loud, -7.0, -3.0)),
         "clipping": 1.0 - ramp(math.log10(max(clipped, 1e-12)), -4.0, -2.0),
         "true_peak": 1.0 - ramp(float(measures["true_peak_dbfs"]), 0.5, 3.0),
         "silence": 1.0 - ramp(float(measures["silence_ratio"]), 0.25, 0.75),
-        "bandwidth": ramp(float(measures["bandwidth_hz"]), 2500.0, 8000.0),
-        "noise": 1.0 - ramp(float(measures["spectral_flatness"]), 0.05, 0.25),
+        "bandwidth": ramp(float(measures["bandwidth_hz"]), 4000.0, 16000.0),
+        "bitrate": ramp(kbps, 32.0, 128.0),
+        "noise": 1.0 - ramp(_get(measures, "noise_floor_spread_db", -60.0), *NOISE_SPREAD_RAMP_DB)
+        * ramp(_get(measures, "noise_floor_flatness", 0.0), *NOISE_FLATNESS_RAMP),
+        "dc": 1.0 - ramp(_get(measures, "dc_offset", 0.0), 0.005, 0.03),
+        "dropouts": 1.0 - ramp(_get(measures, "dropout_count", 0.0), 0.0, 3.0),
+        "repeats": 1.0 - ramp(_get(measures, "repeated_s", 0.0), 0.0, 1.0),
         "dynamics": ramp(float(measures["dynamic_range_db"]), 2.0, 5.0),
         "crest": ramp(float(measures["crest_factor_db"]), 4.0, 8.0),
         "duration": 1.0 if ratio is None else ramp(ratio, 0.5, 0.9),
     }
 
 
-def technical_score(measures: Mapping[str, float], metadata_duration_s: float | None = None) -> float:
+def technical_score(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> float:
     """``prod s_i ** w_i`` over :func:`sub_scores`, in [0, 1] (1 = no technical defect seen)."""
     score = 1.0
     for name, value in sub_scores(measures, metadata_duration_s).items():
@@ -172,26 +241,68 @@ def technical_score(measures: Mapping[str, float], metadata_duration_s: float | 
     return float(min(max(score, 0.0), 1.0))
 
 
-def hard_fail_reasons(measures: Mapping[str, float], metadata_duration_s: float | None = None) -> list[str]:
-    """Defects bad enough that the song must never be recommended (empty list = none)."""
-    reasons = []
-    if (measures["silence_ratio"] >= HARD_FAIL_SILENCE_RATIO
-            or measures["loudness_lufs"] <= HARD_FAIL_LOUDNESS_LUFS):
-        reasons.append("mostly_silent")
-    if metadata_duration_s and measures["duration_s"] < HARD_FAIL_DURATION_RATIO * metadata_duration_s:
-        reasons.append("truncated")
-    if measures["clipped_ratio"] >= HARD_FAIL_CLIPPED_RATIO or (
-            # A lossy encode smears clipped plateaus (no runs left to count) but leaves the song
-            # extremely loud with large inter-sample overs: both together mean it was overdriven.
-            measures["loudness_lufs"] >= HARD_FAIL_OVERDRIVEN_LUFS
-            and measures["true_peak_dbfs"] >= HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS):
-        reasons.append("heavy_clipping")
-    if (measures["spectral_flatness"] >= HARD_FAIL_FLATNESS
-            and measures["dynamic_range_db"] < HARD_FAIL_DYNAMIC_RANGE_DB):
-        reasons.append("noise_only")
-    if measures["bandwidth_hz"] < HARD_FAIL_BANDWIDTH_HZ and "mostly_silent" not in reasons:
-        reasons.append("band_limited")
+def hard_fail_details(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> dict[str, str]:
+    """reason -> the measured value against its threshold, for every hard fail (empty = none)."""
+    reasons: dict[str, str] = {}
+    silence, loud = float(measures["silence_ratio"]), float(measures["loudness_lufs"])
+    if silence >= HARD_FAIL_SILENCE_RATIO or loud <= HARD_FAIL_LOUDNESS_LUFS:
+        reasons["mostly_silent"] = (f"silence {silence:.0%} (>= {HARD_FAIL_SILENCE_RATIO:.0%}) or loudness "
+                                    f"{loud:.1f} LUFS (<= {HARD_FAIL_LOUDNESS_LUFS:g})")
+    duration = float(measures["duration_s"])
+    if metadata_duration_s and duration < HARD_FAIL_DURATION_RATIO * metadata_duration_s:
+        reasons["truncated"] = (f"{duration:.1f} s decoded < {HARD_FAIL_DURATION_RATIO:.0%} of the catalogue's "
+                                f"{metadata_duration_s:.1f} s")
+    clipped, full_scale = float(measures["clipped_ratio"]), _get(measures, "full_scale_ratio", 0.0)
+    peak = float(measures["true_peak_dbfs"])
+    if clipped >= HARD_FAIL_CLIPPED_RATIO:
+        reasons["heavy_clipping"] = f"{clipped:.2%} of samples on clipped plateaus (>= {HARD_FAIL_CLIPPED_RATIO:.0%})"
+    elif full_scale >= HARD_FAIL_FULL_SCALE_RATIO:
+        # A lossy encode smears clipped plateaus into ripples around full scale: the pile-up stays.
+        reasons["heavy_clipping"] = (f"{full_scale:.2%} of samples at >= 95 % of full scale "
+                                     f"(>= {HARD_FAIL_FULL_SCALE_RATIO:.1%})")
+    elif loud >= HARD_FAIL_OVERDRIVEN_LUFS and peak >= HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS:
+        reasons["heavy_clipping"] = f"loudness {loud:.1f} LUFS with true peak {peak:+.1f} dBFS (overdriven)"
+    flatness, dyn = float(measures["spectral_flatness"]), float(measures["dynamic_range_db"])
+    spread = _get(measures, "noise_floor_spread_db", -60.0)
+    floor_flat = _get(measures, "noise_floor_flatness", 0.0)
+    if flatness >= HARD_FAIL_FLATNESS and dyn < HARD_FAIL_DYNAMIC_RANGE_DB:
+        reasons["noise_only"] = f"spectral flatness {flatness:.2f} with {dyn:.1f} dB dynamic range"
+    elif spread >= HARD_FAIL_NOISE_SPREAD_DB and floor_flat >= HARD_FAIL_NOISE_FLATNESS:
+        reasons["noisy"] = (f"a stationary broadband floor: spread {spread:.1f} dB (>= {HARD_FAIL_NOISE_SPREAD_DB:g}), "
+                            f"floor flatness {floor_flat:.2f} (>= {HARD_FAIL_NOISE_FLATNESS:g})")
+    bandwidth = float(measures["bandwidth_hz"])
+    kbps = _get(measures, "bitrate_kbps", float("inf"))
+    if bandwidth < HARD_FAIL_BANDWIDTH_HZ and "mostly_silent" not in reasons and kbps > LOW_BITRATE_KBPS:
+        # Not when the file is a low-bitrate lossy encode: its encoder's own low-pass (11 kHz at
+        # 64 kbps) explains the cut, and the bitrate sub-score marks it down instead.
+        reasons["band_limited"] = (f"content ends at {bandwidth:.0f} Hz (a {_get(measures, 'band_cliff_db', 0.0):.0f} dB "
+                                   f"cliff; < {HARD_FAIL_BANDWIDTH_HZ:.0f} Hz)")
+    dc = _get(measures, "dc_offset", 0.0)
+    if dc >= HARD_FAIL_DC_OFFSET:
+        reasons["dc_offset"] = f"DC offset {dc:.3f} of full scale (>= {HARD_FAIL_DC_OFFSET:g})"
+    drops = _get(measures, "dropout_count", 0.0)
+    if drops >= HARD_FAIL_DROPOUTS:
+        reasons["dropouts"] = (f"{drops:.0f} gap(s) of digital silence inside the music "
+                               f"({_get(measures, 'dropout_s', 0.0):.2f} s)")
+    repeated = _get(measures, "repeated_s", 0.0)
+    if repeated >= HARD_FAIL_REPEATED_S and "mostly_silent" not in reasons:
+        reasons["stuck_buffer"] = f"{repeated:.1f} s repeat the audio a few ms earlier (>= {HARD_FAIL_REPEATED_S:g} s)"
     return reasons
+
+
+def hard_fail_reasons(measures: Mapping[str, Any], metadata_duration_s: float | None = None) -> list[str]:
+    """Defects bad enough that the song must never be recommended (empty list = none)."""
+    return list(hard_fail_details(measures, metadata_duration_s))
+
+
+def _bitrate_kbps(path: Path, duration_s: float) -> float | None:
+    """Average bitrate of a lossy file (bytes * 8 / seconds / 1000); None for lossless or unknown."""
+    if path.suffix.lower() not in _LOSSY_SUFFIXES or duration_s <= 0:
+        return None
+    try:
+        return path.stat().st_size * 8.0 / duration_s / 1000.0
+    except OSError:
+        return None
 
 
 def failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: float | None,
@@ -208,7 +319,8 @@ def failed_row(song_id: object, reason: str, detail: str, metadata_duration_s: f
     row.update(song_id=song_id, status=reason, detail=detail, metadata_duration_s=metadata_duration_s,
                technical_score=math.nan if unheard else 0.0, hard_fail=not unheard,
                hard_fail_reasons=[] if unheard else [reason], audio_sha256=sha256,
-               checks_version=CHECKS_VERSION, audio_path=audio_path)
+               checks_version=CHECKS_VERSION, audio_path=audio_path,
+               hard_fail_detail=None if unheard else f"{reason}: {detail}")
     return row
 
 
@@ -288,12 +400,18 @@ def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop the catalogue
         return failed_row(song_id, CHECK_FAILED, f"{type(exc).__name__}: {exc}", metadata_duration,
                            audio_path=str(path) if path else None)
-    # The whole stream's decoded length, never a header's claim.
+    # The whole stream's decoded length, never a header's claim (an MP3's Xing header of a partial
+    # download still claims the whole upload's length).
     measures["duration_s"] = decoded.source_duration_s
-    reasons = hard_fail_reasons(measures, metadata_duration)
+    measures["bitrate_kbps"] = _bitrate_kbps(Path(path), measures["duration_s"])
+    details = hard_fail_details(measures, metadata_duration)
+    reasons = list(details)
     detail, damaged = _integrity(decoded, metadata_duration, reasons)
+    for reason in reasons:
+        details.setdefault(reason, detail)
     row = {c: None for c in COLUMNS}
     row.update(measures)
+    row.update({f"score_{k}": v for k, v in sub_scores(measures, metadata_duration).items()})
     row.update(
         song_id=song_id, status="ok", detail=detail, metadata_duration_s=metadata_duration,
         # A damaged stream's measures describe what was left of it: no score for that.
@@ -303,6 +421,7 @@ def check_song(song: Mapping, paths: DataPaths, *, fetch: bool = True,
         duration_ratio=(measures["duration_s"] / metadata_duration) if metadata_duration else None,
         audio_path=str(path), header_duration_s=decoded.header_duration_s,
         nonfinite_samples=float(decoded.nonfinite_samples),
+        hard_fail_detail="; ".join(f"{k}: {v}" for k, v in details.items()),
     )
     return {c: row[c] for c in COLUMNS}
 

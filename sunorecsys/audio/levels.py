@@ -14,7 +14,8 @@ candidate stretches for the true peak, whatever the file's length, rate or chann
   ``CLIP_REL_TOLERANCE`` of its channel's peak; runs of at least ``CLIP_MIN_RUN`` such samples count
   as clipped. Runs are recorded with their lowest magnitude only while they are near the running
   peak, so memory stays small; a run that dips below the final threshold inside the 0.1 % band
-  is not split into its sub-runs (the one difference from ``measures.clipped_ratio``).
+  is not split into its sub-runs. (``measures.clipped_ratio`` and ``measures.true_peak_dbfs`` are
+  this meter run over an in-memory signal: one implementation of each level measure.)
 - True peak: 4x soxr oversampling (BS.1770 style) of the ``TRUE_PEAK_CANDIDATES`` stretches of
   ``TRUE_PEAK_STRETCH`` frames with the highest sample peaks, each with ``TRUE_PEAK_CONTEXT`` frames
   of real signal either side; exact whenever the highest inter-sample peak lies in one of them.
@@ -38,6 +39,7 @@ TRUE_PEAK_OVERSAMPLING = 4
 TRUE_PEAK_CANDIDATES = 32
 TRUE_PEAK_STRETCH = 1024
 TRUE_PEAK_CONTEXT = 128
+FULL_SCALE_LEVEL = 0.95  # -0.45 dBFS: the pile-up that clipping leaves after lossy encoding
 
 _GATE_BLOCK_S = 0.400   # BS.1770 gating block
 _GATE_STEP = 0.25       # 1 - 75 % overlap
@@ -229,6 +231,8 @@ class LevelMeter:
         self._left = np.zeros((0, 0), dtype=np.float32)
         self._prev: np.ndarray | None = None
         self._prev_peaks: np.ndarray | None = None
+        self._full_scale = 0
+        self._sums = np.zeros(0)
 
     def __call__(self, block: np.ndarray, rate: int) -> None:
         block = block.reshape(block.shape[0], -1)
@@ -237,6 +241,7 @@ class LevelMeter:
             self._loudness = LoudnessMeter(self.rate, self.channels)
             self._clips = [_ClipRuns() for _ in range(self.channels)]
             self._left = np.zeros((self.channels, 0), dtype=np.float32)
+            self._sums = np.zeros(self.channels)
         if block.shape[1] != self.channels or int(rate) != self.rate:
             raise ValueError("a stream's channels and rate cannot change between blocks")
         if block.shape[0] == 0:
@@ -245,6 +250,8 @@ class LevelMeter:
         self.frames += frames.shape[1]
         self._loudness.update(frames)
         mag = np.abs(frames)
+        self._full_scale += int(np.count_nonzero(mag >= FULL_SCALE_LEVEL))
+        self._sums += frames.sum(axis=1, dtype=np.float64)
         peaks = mag.max(axis=1)
         for channel, runs in enumerate(self._clips):
             runs.update(mag[channel], float(peaks[channel]))
@@ -314,10 +321,13 @@ class LevelMeter:
         return best
 
     def result(self) -> dict[str, float]:
-        """``loudness_lufs``, ``sample_peak_dbfs``, ``true_peak_dbfs``, ``clipped_ratio`` in [0, 1]."""
+        """``loudness_lufs``, ``sample_peak_dbfs``, ``true_peak_dbfs``, ``clipped_ratio``,
+        ``full_scale_ratio`` (share of samples at or above ``FULL_SCALE_LEVEL``) in [0, 1] and
+        ``dc_offset`` (largest absolute channel mean, full scale = 1)."""
         if self._loudness is None or self.frames == 0:
             return {"loudness_lufs": LOUDNESS_FLOOR_LUFS, "sample_peak_dbfs": LEVEL_FLOOR_DB,
-                    "true_peak_dbfs": LEVEL_FLOOR_DB, "clipped_ratio": 0.0}
+                    "true_peak_dbfs": LEVEL_FLOOR_DB, "clipped_ratio": 0.0, "full_scale_ratio": 0.0,
+                    "dc_offset": 0.0}
         sample_peak = max(runs.peak for runs in self._clips)
         clipped = sum(runs.clipped() for runs in self._clips)
         return {
@@ -325,6 +335,8 @@ class LevelMeter:
             "sample_peak_dbfs": db(sample_peak),
             "true_peak_dbfs": db(self._true_peak()),
             "clipped_ratio": clipped / (self.frames * self.channels),
+            "full_scale_ratio": self._full_scale / (self.frames * self.channels),
+            "dc_offset": float(np.abs(self._sums).max() / self.frames),
         }
 
 

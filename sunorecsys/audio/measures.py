@@ -7,6 +7,10 @@ reaches at least 16 kHz. Costs for a 3-minute 44.1 kHz stereo MP3 on one core of
 (bench/scoring_speed.py): the whole check ~2.4x the CPU of decoding the file alone with libsndfile,
 above 200x real time; loudness is pyloudnorm's algorithm to 1e-9 LU, the Welch spectrum scipy's
 figures to float32 precision.
+
+Constants of the damage detectors (band limit, full-scale pile-up, DC, dropouts, repeats, noise
+floor) define WHAT is measured (frame sizes, bands); the thresholds that turn the measures into
+hard fails live in :mod:`sunorecsys.audio.checks`, each with where it came from.
 """
 
 from __future__ import annotations
@@ -19,21 +23,75 @@ import scipy.signal
 import soxr
 
 from sunorecsys.audio.decode import to_mono
-from sunorecsys.audio.levels import LoudnessMeter, stream_levels
 
-# Floors for silent audio, so the table never holds -inf.
-LOUDNESS_FLOOR_LUFS = -70.0     # BS.1770's absolute gate: below it nothing counts as programme
-LEVEL_FLOOR_DB = -120.0
+# Level constants live with the one implementation of the level measures (streamed, levels.py).
+from sunorecsys.audio.levels import (  # noqa: F401 - CLIP_*, LOUDNESS_FLOOR_LUFS re-exported for callers
+    CLIP_MIN_RUN,
+    CLIP_REL_TOLERANCE,
+    LEVEL_FLOOR_DB,
+    LOUDNESS_FLOOR_LUFS,
+    LoudnessMeter,
+    stream_levels,
+)
 
 SILENCE_FRAME_S = 0.05          # 50 ms frames
 SILENCE_THRESHOLD_DBFS = -60.0  # a frame whose RMS is below this is silent
-CLIP_MIN_RUN = 3                # consecutive samples at the top magnitude that count as clipping
-CLIP_REL_TOLERANCE = 1e-3       # "at the top": within 0.1 % of the channel's peak magnitude
-BANDWIDTH_ENERGY_FRACTION = 0.999
 WELCH_NPERSEG = 4096
 FLATNESS_BAND_HZ = (50.0, 16000.0)
-TRUE_PEAK_OVERSAMPLING = 4
 _WELCH_CHUNK_SEGMENTS = 256  # ~1 M samples per welch call (bounded memory on long songs)
+
+# Band limit (band_limit): 250 Hz bands; a cut is looked for from 1 kHz up. The guard (6 % of the
+# cut) skips a filter's transition band (an 8th-order Butterworth is ~25 dB down at 1.12x its cut;
+# soxr and LAME are steeper). Cliff >= 25 dB: on the real set's tune half every low-pass, 16 kHz and
+# 22.05 kHz source and MP3 encoder cut measured >= 25.4 dB deep, while gradual roll-offs of clean
+# masters stay within a few dB of their own slope. Content within 80 dB of the loud bands: a cut in
+# bands quieter than that is inaudible (the MP3 encoder zeroes such bands in dark tracks).
+BAND_STEP_HZ = 250.0
+BAND_FLOOR_DB = -200.0
+BAND_MIN_CUT_HZ = 1000.0
+BAND_GUARD_FRACTION = 0.06
+BAND_MAX_SLOPE_DB_PER_OCT = 24.0
+BAND_CLIFF_DB = 25.0
+BAND_CONTENT_DB = 80.0
+# The level above a cut is this percentile of the bands' deficits: high enough that a few loud bands
+# above a real roll-off keep it a slope, low enough that a Butterworth knee's first bands (still only
+# 10-20 dB down) do not hide the cliff. Tune half: 80 -> 23/24 low-passed excerpts caught with one
+# clean false alarm (the 22 kHz production), as at 75; 90 -> 22/24; 70 -> a second false alarm.
+BAND_ABOVE_PERCENTILE = 80.0
+
+# Dropouts: 10 ms frames; a gap is <= -60 dBFS, >= 30 dB below both neighbours, <= 1 s long.
+DROPOUT_FRAME_S = 0.01
+DROPOUT_MAX_DBFS = -60.0
+DROPOUT_DEPTH_DB = 30.0
+DROPOUT_MAX_S = 1.0
+
+# Stuck buffers: candidates on a 5.5 kHz copy in 100 ms blocks (lags 20-200 ms: buffers of 1024-8192
+# samples at 44.1 kHz), confirmed on the file's own rate (high band correlation >= 0.9).
+REPEAT_RATE = 5512
+REPEAT_BLOCK_S = 0.1
+REPEAT_HOP_S = 0.05
+REPEAT_MIN_LAG_S = 0.02
+REPEAT_MAX_LAG_S = 0.2
+REPEAT_CANDIDATE = 0.9
+REPEAT_MIN_POWER = 1e-10
+REPEAT_CORRELATION = 0.9
+# A steady tone repeats at every multiple of its period too: a block whose high band already repeats
+# within 1-20 ms (REPEAT_TONAL) is a held note, not a stuck buffer (music's high band does not repeat
+# that fast; synthesised notes at integer-sample periods did, and were called stuck).
+REPEAT_SHORT_LAGS_S = (0.001, 0.02)
+REPEAT_TONAL = 0.8
+
+# Noise floor: 1024-sample frames (every 2nd), 8-bin bands between 4 and 16 kHz.
+NOISE_NFFT = 1024
+NOISE_FRAME_STRIDE = 2
+NOISE_BAND_BINS = 8
+NOISE_BAND_HZ = (4000.0, 16000.0)
+# Only bands below 94 % of the content's bandwidth (clear of an encoder's transition band).
+NOISE_GUARD_FRACTION = 0.94
+# A floor (summed over the noise bands) this far under the median frame's whole-spectrum power is
+# not counted. Tune half: every noisy excerpt (6-20 dB SNR) -31..-15 dB; steady floors of clean ones
+# down to -79 dB (warzone "track23", a quantisation-level floor under quiet music, was flagged noisy).
+NOISE_FLOOR_AUDIBLE_DB = -60.0
 
 
 def _db(x: float, floor: float = LEVEL_FLOOR_DB) -> float:
@@ -55,39 +113,18 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     return meter.result()
 
 
-def true_peak_dbfs(samples: np.ndarray, sample_rate: int, oversampling: int = TRUE_PEAK_OVERSAMPLING) -> float:
-    """Peak of the ``oversampling``x soxr-upsampled signal in dBFS (BS.1770 true-peak style)."""
-    if samples.shape[0] == 0:
-        return LEVEL_FLOOR_DB
-    up = soxr.resample(samples, sample_rate, sample_rate * oversampling, quality="HQ")
-    peak = max(float(np.abs(up).max(initial=0.0)), float(np.abs(samples).max(initial=0.0)))
-    return _db(peak)
+def true_peak_dbfs(samples: np.ndarray, sample_rate: int) -> float:
+    """True peak in dBFS of an in-memory signal: :class:`~sunorecsys.audio.levels.LevelMeter`'s
+    (4x soxr oversampling, BS.1770 style), the one implementation the checks use on every stream."""
+    return float(stream_levels(samples, sample_rate)["true_peak_dbfs"])
 
 
-def clipped_ratio(samples: np.ndarray, min_run: int = CLIP_MIN_RUN,
-                  rel_tolerance: float = CLIP_REL_TOLERANCE) -> float:
-    """Share of samples (all channels) inside runs of >= ``min_run`` consecutive samples at the
-    channel's top magnitude (within ``rel_tolerance`` of its peak). A clean master rarely holds
-    its peak for three samples in a row; a hard-clipped one holds it for whole plateaus. In [0, 1].
-    """
-    data = samples.reshape(samples.shape[0], -1)
-    total = data.size
-    if total == 0:
-        return 0.0
-    clipped = 0
-    for ch in range(data.shape[1]):
-        mag = np.abs(data[:, ch])
-        peak = float(mag.max())
-        if peak <= 0:
-            continue
-        at_top = (mag >= peak * (1.0 - rel_tolerance)).astype(np.int8)
-        # Run lengths of the True stretches from the edges of the boolean signal.
-        edges = np.diff(np.concatenate(([0], at_top, [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
-        runs = ends - starts
-        clipped += int(runs[runs >= min_run].sum())
-    return clipped / total
+def clipped_ratio(samples: np.ndarray) -> float:
+    """Share of samples (all channels) inside runs of >= ``CLIP_MIN_RUN`` consecutive samples at the
+    channel's top magnitude (within ``CLIP_REL_TOLERANCE`` of its peak), in [0, 1]: a clean master
+    rarely holds its peak for three samples in a row, a hard-clipped one holds it for whole plateaus.
+    :class:`~sunorecsys.audio.levels.LevelMeter`'s figure (the rate does not matter to it)."""
+    return float(stream_levels(samples, 44100)["clipped_ratio"])
 
 
 def frame_rms_db(mono: np.ndarray, sample_rate: int, frame_s: float = SILENCE_FRAME_S) -> np.ndarray:
@@ -135,20 +172,6 @@ def spectrum(mono: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray
     return freqs, psd
 
 
-def bandwidth_hz(freqs: np.ndarray, psd: np.ndarray, fraction: float = BANDWIDTH_ENERGY_FRACTION) -> float:
-    """Frequency (Hz) below which ``fraction`` of the spectral energy lies; 0 for silence.
-
-    99.9 % rather than 99 %: music's energy sits low, so on the sample catalogue the 99 % point of
-    clean masters ranged from 0.9 to 21.5 kHz (overlapping 3-4 kHz low-passed songs), while the
-    99.9 % point of clean masters stayed above 17 kHz and that of the low-passed ones below 3.5 kHz.
-    """
-    cumulative = np.cumsum(psd)
-    if cumulative.size == 0 or cumulative[-1] <= 0:
-        return 0.0
-    index = int(np.searchsorted(cumulative, fraction * cumulative[-1]))
-    return float(freqs[min(index, freqs.size - 1)])
-
-
 def spectral_flatness(freqs: np.ndarray, psd: np.ndarray, band: tuple[float, float] = FLATNESS_BAND_HZ) -> float:
     """Geometric over arithmetic mean of the long-term PSD inside ``band`` (Hz), in [0, 1].
 
@@ -164,6 +187,230 @@ def spectral_flatness(freqs: np.ndarray, psd: np.ndarray, band: tuple[float, flo
     return float(np.exp(np.mean(np.log(band_psd))) / band_psd.mean())
 
 
+# --- band limitation: a spectral cliff relative to the track's own spectrum ----------------------------
+
+def band_levels_db(freqs: np.ndarray, psd: np.ndarray, step_hz: float = BAND_STEP_HZ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean PSD level (dB) in consecutive ``step_hz`` bands; returns (band lower edges Hz, levels dB)."""
+    if freqs.size < 2:
+        return np.zeros(0), np.zeros(0)
+    nyquist = float(freqs[-1])
+    edges = np.arange(0.0, nyquist, step_hz)
+    index = np.minimum((freqs // step_hz).astype(int), edges.size - 1)
+    power = np.bincount(index, weights=psd, minlength=edges.size)
+    counts = np.maximum(np.bincount(index, minlength=edges.size), 1)
+    with np.errstate(divide="ignore"):
+        levels = 10.0 * np.log10(power / counts)
+    return edges, np.maximum(levels, BAND_FLOOR_DB)
+
+
+def band_limit(freqs: np.ndarray, psd: np.ndarray) -> tuple[float, float]:
+    """Effective bandwidth (Hz) and the depth (dB) of the spectral cliff that ends it.
+
+    Scanning candidate cuts ``fc`` from the top down, the level above ``fc`` (the 80th percentile of
+    the bands from ``fc`` plus a guard up to ``2 fc``) is compared with the level the spectrum's own
+    slope below ``fc`` (a straight line in dB per octave fitted over ``fc/2 .. fc``) predicts there.
+    Music rolls off gradually, so it stays near that line; a low-pass, a low sample rate at the source
+    or a codec's low-pass leaves nothing above the cut: tens of dB below the line. The first cut
+    (from the top) whose deficit is >= ``BAND_CLIFF_DB`` and whose level just below is real content
+    (within ``BAND_CONTENT_DB`` of the track's loud bands, so an encoder zeroing inaudible highs of a
+    dark track is not a cliff) is the bandwidth; with none, the bandwidth is the Nyquist frequency.
+    Returns (bandwidth Hz, cliff depth dB; 0 when no cliff). Silence: (0, 0).
+    """
+    edges, levels = band_levels_db(freqs, psd)
+    if edges.size < 8 or not np.any(levels > BAND_FLOOR_DB):
+        return 0.0, 0.0
+    nyquist = float(freqs[-1])
+    step = float(edges[1] - edges[0])
+    centres = edges + step / 2
+    ref = float(np.percentile(levels[(centres >= 100.0) & (centres <= 5000.0)], 95))
+    first = int(np.searchsorted(edges, BAND_MIN_CUT_HZ))
+    found: tuple[float, float] | None = None
+    for k in range(edges.size - 2, first - 1, -1):
+        deficit = _cliff_db(levels, centres, k, ref)
+        if deficit is not None and deficit >= BAND_CLIFF_DB:
+            # A filter's transition band is a run of cliffs: the knee is the deepest of the run.
+            if found is None or deficit > found[1]:
+                found = (float(edges[k]), deficit)
+        elif found is not None:
+            return found
+    return found if found is not None else (nyquist, 0.0)
+
+
+def _cliff_db(levels: np.ndarray, centres: np.ndarray, k: int, ref: float) -> float | None:
+    """Deficit (dB) above band ``k``'s lower edge vs the slope below it; None when not measurable."""
+    step = float(centres[1] - centres[0])
+    fc = float(centres[k] - step / 2)
+    below = levels[max(k - 2, 0):k]
+    if below.size == 0 or float(below.mean()) < ref - BAND_CONTENT_DB:
+        return None
+    guard = max(1, int(np.ceil(BAND_GUARD_FRACTION * fc / step)))
+    hi = min(int(2 * k), levels.size - 1)
+    above = slice(k + guard, hi + 1)
+    if levels[above].size < 2:
+        return None
+    fit = slice(max(k // 2, 1), k)
+    slope, intercept = np.polyfit(np.log2(centres[fit]), levels[fit], 1)
+    slope = min(max(slope, -BAND_MAX_SLOPE_DB_PER_OCT), 0.0)
+    predicted = intercept + slope * np.log2(centres[above])
+    # Re-anchor the line on the bands just below the cut (the fit's intercept is a compromise).
+    predicted += float(below.mean()) - float(intercept + slope * np.log2(centres[k - 1]))
+    return -float(np.percentile(levels[above] - predicted, BAND_ABOVE_PERCENTILE))
+
+
+def dropouts(mono: np.ndarray, sample_rate: int) -> tuple[int, float]:
+    """Gaps: runs of >= 1 frame (``DROPOUT_FRAME_S``) at least ``DROPOUT_DEPTH_DB`` below BOTH
+    neighbouring frames' level and below ``DROPOUT_MAX_DBFS``, lasting at most ``DROPOUT_MAX_S``.
+    Music that stops decays (a reverb tail, a release); a lost buffer drops to nothing within one frame
+    and comes back as abruptly. Returns (count, total seconds)."""
+    levels = frame_rms_db(mono, sample_rate, DROPOUT_FRAME_S)
+    n = levels.size
+    if n < 3:
+        return 0, 0.0
+    low = levels < DROPOUT_MAX_DBFS
+    edges = np.diff(np.concatenate(([0], low.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    count, total = 0, 0
+    max_frames = round(DROPOUT_MAX_S / DROPOUT_FRAME_S)
+    for s, e in zip(starts, ends):
+        if s == 0 or e >= n or e - s > max_frames:
+            continue  # leading/trailing silence, or a real pause
+        gap = float(levels[s:e].max())
+        if levels[s - 1] - gap >= DROPOUT_DEPTH_DB and levels[e] - gap >= DROPOUT_DEPTH_DB:
+            count += 1
+            total += e - s
+    return count, total * DROPOUT_FRAME_S
+
+
+def repeated_buffer_s(mono: np.ndarray, sample_rate: int) -> float:
+    """Seconds of audio that repeat, sample for sample, a buffer played just before (a stuck buffer).
+
+    Two stages. (1) On a cheap ``REPEAT_RATE`` copy, each block of ``REPEAT_BLOCK_S`` is correlated
+    (FFT, normalised per lag) with the audio ``REPEAT_MIN_LAG_S`` .. ``REPEAT_MAX_LAG_S`` later; blocks
+    whose best correlation is >= ``REPEAT_CANDIDATE`` are candidates. Sustained notes pass this too.
+    (2) Each candidate is checked at the file's own rate on its high band (second difference, i.e.
+    rising 12 dB per octave), at the integer lags around the candidate lag: a stuck buffer repeats the
+    whole mix at an integer lag, cymbals and breath included, so even the high band correlates
+    >= ``REPEAT_CORRELATION``; a played or synthesised note's period is not an integer number of
+    samples and its high band (noise-like in a mix) does not repeat, so it falls well below.
+    """
+    rate = REPEAT_RATE
+    low = soxr.resample(mono, sample_rate, rate, quality="LQ") if sample_rate != rate else mono
+    x = np.diff(np.asarray(low, dtype=np.float64))
+    block = round(REPEAT_BLOCK_S * rate)
+    hop = round(REPEAT_HOP_S * rate)
+    min_lag, max_lag = round(REPEAT_MIN_LAG_S * rate), round(REPEAT_MAX_LAG_S * rate)
+    span = block + max_lag
+    if x.size < span + hop:
+        return 0.0
+    nfft = 1 << int(np.ceil(np.log2(span)))
+    starts = np.arange(0, x.size - span, hop)
+    energy = np.concatenate(([0.0], np.cumsum(x * x)))
+    lags = np.arange(min_lag, max_lag + 1)
+    candidates: list[tuple[int, int]] = []
+    for chunk in np.array_split(starts, max(1, starts.size // 256)):
+        ext = np.stack([x[s:s + span] for s in chunk])
+        seg_spec = np.fft.rfft(ext[:, :block], nfft, axis=1)
+        corr = np.fft.irfft(np.conj(seg_spec) * np.fft.rfft(ext, nfft, axis=1), nfft, axis=1)[:, min_lag:max_lag + 1]
+        e_seg = energy[chunk + block] - energy[chunk]
+        e_shift = energy[chunk[:, None] + lags[None, :] + block] - energy[chunk[:, None] + lags[None, :]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = corr / np.sqrt(np.maximum(e_seg[:, None] * e_shift, 1e-30))
+        norm[~np.isfinite(norm)] = 0.0
+        best = norm.argmax(axis=1)
+        ok = (norm[np.arange(len(chunk)), best] >= REPEAT_CANDIDATE) & (e_seg > REPEAT_MIN_POWER * block)
+        candidates += [(int(s), int(lags[b])) for s, b, good in zip(chunk, best, ok) if good]
+    if not candidates:
+        return 0.0
+    hits = 0
+    scale = sample_rate / rate
+    full_block = round(REPEAT_BLOCK_S * sample_rate)
+    reach = int(np.ceil(scale)) + 1
+    for start, lag in candidates:
+        t0, l0 = round(start * scale), round(lag * scale)
+        # float64 per candidate stretch, never a float64 copy of the whole song (bounded memory).
+        seg = np.asarray(mono[max(t0 - 2, 0):t0 + full_block + l0 + reach + 2], dtype=np.float64)
+        if seg.size < full_block + l0 + reach + 4:
+            continue
+        hf = np.diff(seg, 2)
+        a = hf[:full_block]
+        ea = float(a @ a)
+        if ea <= 0.0:
+            continue
+        best = 0.0
+        for lag_full in range(max(l0 - reach, 1), l0 + reach + 1):
+            b = hf[lag_full:lag_full + full_block]
+            eb = float(b @ b)
+            if eb > 0.0:
+                best = max(best, float(a @ b) / np.sqrt(ea * eb))
+        if best >= REPEAT_CORRELATION and _short_period_correlation(hf, full_block, sample_rate) < REPEAT_TONAL:
+            hits += 1
+    return hits * hop / rate
+
+
+def _short_period_correlation(hf: np.ndarray, block: int, sample_rate: int) -> float:
+    """Largest normalised correlation of ``hf[:block]`` with itself ``REPEAT_SHORT_LAGS_S`` later."""
+    lo, hi = (max(1, round(s * sample_rate)) for s in REPEAT_SHORT_LAGS_S)
+    hi = min(hi, hf.size - block)
+    if hi < lo:
+        return 0.0
+    a = hf[:block]
+    span = hf[:block + hi]
+    corr = scipy.signal.correlate(span, a, mode="valid", method="fft")[lo:hi + 1]
+    energy = np.concatenate(([0.0], np.cumsum(span * span)))
+    shifted = energy[np.arange(lo, hi + 1) + block] - energy[np.arange(lo, hi + 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = corr / np.sqrt(np.maximum(float(a @ a) * shifted, 1e-30))
+    return float(np.nanmax(norm)) if norm.size else 0.0
+
+
+def noise_floor(mono: np.ndarray, sample_rate: int, max_hz: float | None = None) -> tuple[float, float]:
+    """How stationary and how smooth the high-frequency floor is: (floor spread dB, floor flatness).
+
+    Short-time spectra (``NOISE_NFFT`` samples, one frame in ``NOISE_FRAME_STRIDE``), powers summed
+    in bands of ``NOISE_BAND_BINS`` bins inside ``NOISE_BAND_HZ``; per band, the 10th percentile over
+    time (the floor) vs the median. Music's quiet moments fall far below its median; added hiss sets a
+    floor every frame keeps, so the spread shrinks towards 0 dB (about -3 dB for pure Gaussian noise
+    in 8-bin bands). The floor's flatness (geometric/arithmetic mean over bands) tells broadband hiss
+    from a tonal pad. ``max_hz``: the content's own bandwidth (:func:`band_limit`); bands above
+    ``NOISE_GUARD_FRACTION`` of it are left out, since above a codec's low-pass (5.5 kHz at 32 kbps)
+    only the decoder's faint, flat, steady residue is left, which is no hiss in the music.
+    (-60, 0) when there is too little audio, fewer than two bands below the content's end, or a
+    floor more than ``-NOISE_FLOOR_AUDIBLE_DB`` dB under the programme (inaudible).
+    """
+    nfft = NOISE_NFFT
+    n_frames = mono.shape[0] // nfft
+    if n_frames < 16:
+        return -60.0, 0.0
+    frames = mono[: n_frames * nfft].reshape(n_frames, nfft)[:: NOISE_FRAME_STRIDE]
+    # scipy keeps float32 (numpy.fft would double the memory of a 10-minute spectrogram).
+    spec = np.abs(scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(nfft, 1.0 / sample_rate)
+    top = min(NOISE_BAND_HZ[1], float(freqs[-1]))
+    if max_hz is not None and max_hz > 0:
+        top = min(top, NOISE_GUARD_FRACTION * max_hz)
+    sel = np.flatnonzero((freqs >= NOISE_BAND_HZ[0]) & (freqs <= top))
+    n_bands = sel.size // NOISE_BAND_BINS
+    if n_bands < 2:
+        return -60.0, 0.0
+    bands = spec[:, sel[: n_bands * NOISE_BAND_BINS]].reshape(spec.shape[0], n_bands, NOISE_BAND_BINS).sum(axis=2)
+    loud = bands.sum(axis=1)
+    keep = loud > loud.max() * 1e-6  # frames with programme (leading silence would be a perfect "floor")
+    if keep.sum() < 8:
+        return -60.0, 0.0
+    bands = bands[keep]
+    floor = np.maximum(np.percentile(bands, 10, axis=0), 1e-30)
+    # A floor far under the programme is no hiss anyone hears: a 16-bit file's quantisation floor
+    # (~-100 dBFS) under sparse highs read as 'noisy'. Programme: the median frame's whole spectrum.
+    programme = float(np.median(spec.sum(axis=1)[keep]))
+    if programme > 0 and 10 * np.log10(float(floor.sum()) / programme) < NOISE_FLOOR_AUDIBLE_DB:
+        return -60.0, 0.0
+    median = np.maximum(np.median(bands, axis=0), 1e-30)
+    spread = float(np.median(10 * np.log10(floor / median)))
+    flatness = float(np.exp(np.mean(np.log(floor))) / floor.mean())
+    return spread, flatness
+
+
 def signal_measures(samples: np.ndarray, sample_rate: int, *,
                     levels: Mapping[str, float] | None = None) -> dict[str, float]:
     """Every measure of one song; ``samples`` float32 (n,) or (n, channels).
@@ -173,8 +420,8 @@ def signal_measures(samples: np.ndarray, sample_rate: int, *,
     bandwidth_hz, crest_factor_db, spectral_flatness, dynamic_range_db (95th minus 10th percentile of
     50 ms frame levels among non-silent frames; stationary noise is flat, music is not).
 
-    ``levels``: the level measures (loudness_lufs, sample_peak_dbfs, true_peak_dbfs, clipped_ratio)
-    already taken by a :class:`~sunorecsys.audio.levels.LevelMeter` on the file's own blocks during
+    ``levels``: the level measures (loudness_lufs, sample_peak_dbfs, true_peak_dbfs, clipped_ratio,
+    full_scale_ratio, dc_offset) already taken by a :class:`~sunorecsys.audio.levels.LevelMeter` on the file's own blocks during
     the decode; then ``samples`` may be the mono analysis signal (any rate >= 32 kHz keeps the
     spectrum up to 16 kHz). Without it they are measured on ``samples`` themselves.
     """
@@ -194,15 +441,26 @@ def signal_measures(samples: np.ndarray, sample_rate: int, *,
     else:
         crest, dynamic_range = 0.0, 0.0
     freqs, psd = spectrum(mono, sample_rate)
+    bandwidth, cliff = band_limit(freqs, psd)
+    drop_count, drop_s = dropouts(mono, sample_rate)
+    spread, floor_flatness = noise_floor(mono, sample_rate, max_hz=bandwidth)
     return {
         "duration_s": data.shape[0] / sample_rate,
         "loudness_lufs": float(levels["loudness_lufs"]),
         "sample_peak_dbfs": peak_db,
         "true_peak_dbfs": float(levels["true_peak_dbfs"]),
         "clipped_ratio": float(levels["clipped_ratio"]),
+        "full_scale_ratio": float(levels["full_scale_ratio"]),
         "silence_ratio": float(silent.mean()) if silent.size else 1.0,
-        "bandwidth_hz": bandwidth_hz(freqs, psd),
+        "bandwidth_hz": bandwidth,
+        "band_cliff_db": cliff,
         "crest_factor_db": float(crest),
         "spectral_flatness": spectral_flatness(freqs, psd),
         "dynamic_range_db": dynamic_range,
+        "dc_offset": float(levels["dc_offset"]),
+        "dropout_count": float(drop_count),
+        "dropout_s": drop_s,
+        "repeated_s": repeated_buffer_s(mono, sample_rate),
+        "noise_floor_spread_db": spread,
+        "noise_floor_flatness": floor_flatness,
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 from scipy import signal
 
 SAMPLE_RATE = 44100
@@ -250,11 +251,17 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     mix[:, 1] = centre + lv_pad * pad_r + (2 * lv_lead * lead_pan) * lead + (1.2 * lv_drums) * hats
     if style.reverb_s:
         mix = _reverb(mix, style.reverb_s, rng, sr)
-    # Air: a faint high-passed noise floor (room tone, tape hiss) about 25-30 dB under the music,
-    # so every clean song has energy up to 20 kHz like a real master; lo-fi gets vinyl crackle too.
+    # Air: the breath, bow, pick and room noise that carries a real master's spectrum up to 20 kHz.
+    # It follows the music (its level tracks the dry mix's 10 ms envelope, expanded 1.5x, so it
+    # swells with the notes and falls away between them) and rolls off like real highs (about
+    # -12 dB per octave above 3 kHz), about 30 dB under the music: never a stationary hiss floor.
     rms = float(np.sqrt(np.mean(mix ** 2)))
-    air = np.diff(rng.standard_normal((n + 1, 2), dtype=np.float32), axis=0)
-    mix += air * np.float32(rms * (0.03 if style.groove != "none" and spec.genre != "lo-fi" else 0.06) / np.sqrt(2))
+    # n + 1 draws as the earlier white air took: the song's later draws (its damage) stay the same.
+    white = rng.standard_normal((n + 1, 2), dtype=np.float32)[1:]
+    air = signal.sosfilt(_air_filter(sr), white, axis=0).astype(np.float32)
+    air *= _follow(mix, sr)[:, None]
+    air_rms = float(np.sqrt(np.mean(air ** 2)))
+    mix += air * np.float32(rms * (0.03 if spec.genre != "lo-fi" else 0.06) / max(air_rms, 1e-12))
     if spec.genre == "lo-fi":
         clicks = rng.integers(0, n, size=(int(n * 2e-4), 2))
         mix[clicks[:, 0], 0] += np.float32(3 * rms)
@@ -272,20 +279,42 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
 def _reverb(mix: np.ndarray, seconds: float, rng: np.random.Generator, sr: int) -> np.ndarray:
     """A plain convolution reverb (decaying noise, 30 % wet), run at an eighth of the rate.
 
-    The tail of a real room is dark anyway, so convolving an 8x decimated copy and holding each
-    sample eight times costs 1/64 of a full-rate convolution and sounds the same here.
+    The tail of a real room is dark anyway, so convolving a copy resampled to an eighth of the rate
+    costs 1/64 of a full-rate convolution. soxr's band-limited down- and up-sampling keeps the tail
+    below 2.7 kHz: holding each low-rate sample 8 times (the earlier way) mirrored it into a steady,
+    flat hiss across 4-16 kHz, which reads as a noise floor, not as a room.
     """
     k = 8
     n = mix.shape[0]
-    m = n // k
-    low = mix[: m * k : k]  # plain decimation: aliasing in a noise-like tail is inaudible
+    low = soxr.resample(mix, sr, sr // k, quality="LQ")
     tr = np.arange(int(seconds * sr / k)) / (sr / k)
     ir = rng.standard_normal((tr.size, 2)) * np.exp(-tr / (seconds / 6.9))[:, None]  # -60 dB at `seconds`
     ir /= np.sqrt(np.sum(ir ** 2, axis=0, keepdims=True))
-    wet = signal.fftconvolve(low, ir, axes=0)[:m]
-    wet_full = np.zeros_like(mix)
-    wet_full[: m * k] = np.repeat(wet, k, axis=0)
-    return (0.75 * mix + 0.35 * wet_full).astype(np.float32)
+    wet = signal.fftconvolve(low, ir, axes=0)[: low.shape[0]]
+    wet_full = soxr.resample(wet.astype(np.float32), sr // k, sr, quality="LQ")
+    out = 0.75 * mix
+    m = min(n, wet_full.shape[0])
+    out[:m] += 0.35 * wet_full[:m]
+    return out.astype(np.float32)
+
+
+def _air_filter(sr: int) -> np.ndarray:
+    """The air's colour (second-order sections): flat 1-3 kHz, then -12 dB per octave, as real highs roll off."""
+    return np.concatenate([signal.butter(1, 1000.0, btype="high", fs=sr, output="sos"),
+                           signal.butter(2, 3000.0, btype="low", fs=sr, output="sos")])
+
+
+def _follow(mix: np.ndarray, sr: int, frame_s: float = 0.01, expand: float = 1.5) -> np.ndarray:
+    """The mix's RMS envelope (10 ms frames, linearly interpolated to every sample), raised to
+    ``expand`` and scaled to a peak of 1: what a level-following exciter or a player's own noise does."""
+    hop = max(1, int(frame_s * sr))
+    n = mix.shape[0]
+    frames = n // hop
+    power = np.mean(mix[: frames * hop].reshape(frames, hop, -1) ** 2, axis=(1, 2))
+    env = np.sqrt(power) ** expand
+    env /= max(float(env.max()), 1e-12)
+    centres = (np.arange(frames) + 0.5) * hop
+    return np.interp(np.arange(n), centres, env).astype(np.float32)
 
 
 def master(mix: np.ndarray, target_dbfs: float = -16.0, max_peak: float = 0.89) -> np.ndarray:
@@ -309,7 +338,7 @@ def apply_damage(audio: np.ndarray, kind: str, rng: np.random.Generator,
 
     - clipped: +18..24 dB of gain, then hard-clipped at full scale (long plateaus at +-1.0).
     - noisy: buried in white or pink noise at an SNR of about 0 dB.
-    - band_limited: 8th-order low-pass at 3-4 kHz, as a very low-bitrate encode leaves it.
+    - band_limited: made from a 6-8 kHz source: nothing above 3-4 kHz (a steep resampler cut).
     - silent: > 85 % digital silence (a short intro then zeros), or the whole song at about -70 dBFS.
     - truncated: only the first 1.5-3 s are kept (the catalogue still says the full duration).
     - corrupt: bytes that no decoder accepts (a FLAC/OGG magic then garbage, or a cut header).
@@ -333,10 +362,14 @@ def apply_damage(audio: np.ndarray, kind: str, rng: np.random.Generator,
         noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2)) * 10 ** (-snr_db / 20)
         return master(x + noise, target_dbfs=-16.0), {"noise": colour, "snr_db": round(snr_db, 2)}
     if kind == "band_limited":
-        cutoff = float(rng.uniform(3000, 4000))
-        sos = signal.butter(8, cutoff, btype="low", fs=sr, output="sos")
-        out = signal.sosfilt(sos, x, axis=0)
-        return master(out, target_dbfs=-16.0), {"cutoff_hz": round(cutoff, 1)}
+        # A source made at 6-8 kHz (a telephone-grade or very-low-bitrate encode), resampled back to
+        # 44.1 kHz: nothing above its Nyquist frequency, a cut as steep as an encoder's or a resampler's.
+        low_rate = int(rng.uniform(6000, 8000))
+        down = soxr.resample(x, sr, low_rate, quality="HQ")
+        out = soxr.resample(down, low_rate, sr, quality="HQ")[:n]
+        if out.shape[0] < n:
+            out = np.concatenate([out, np.zeros((n - out.shape[0], x.shape[1]))])
+        return master(out, target_dbfs=-16.0), {"cutoff_hz": round(low_rate / 2, 1), "source_rate": low_rate}
     if kind == "silent":
         if rng.random() < 0.6:
             keep = int(rng.uniform(0.03, 0.1) * n)
