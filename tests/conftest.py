@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 # Never reach for the hub in tests: weights come from tiny models built offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,3 +60,18 @@ def small_catalogue(tmp_path_factory) -> DataPaths:
     root = tmp_path_factory.mktemp("small_sample") / "data"
     generate_sample_catalogue(root, n_songs=12, days=2, n_users=5)
     return DataPaths(root)
+
+
+@pytest.fixture
+def sigint_reaches_children():
+    """Children started by the test get SIGINT's default action, as from a terminal.
+
+    A pytest started in the background by a non-interactive shell (``cmd &``) has SIGINT ignored,
+    and an ignored signal stays ignored across fork+exec: a test sending Ctrl-C to a child would
+    then see it carry on. A handled signal is reset to the default at exec, so handle it here.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -56,12 +56,8 @@ def test_missing_weights_exit_2_with_how_to_and_no_traceback(catalogue, tmp_path
 
 
 def _run_until_cached(args: list[str], cache: Path, n_files: int, sig: int) -> subprocess.CompletedProcess:
-    """Start the script, send ``sig`` once ``n_files`` songs are cached, wait for it to end.
-
-    The script runs at the lowest CPU priority: on a loaded machine this polling loop must see the
-    n-th file before the script has finished every song (a full CI run once lost that race)."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                            preexec_fn=lambda: os.nice(19))
+    """Start the script, send ``sig`` once ``n_files`` songs are cached, wait for it to end."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and len(list(cache.glob("*.json"))) < n_files:
         time.sleep(0.02)
@@ -70,6 +66,7 @@ def _run_until_cached(args: list[str], cache: Path, n_files: int, sig: int) -> s
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
+@pytest.mark.usefixtures("sigint_reaches_children")
 def test_interrupted_and_killed_runs_resume_without_redoing_finished_songs(catalogue, tiny_flamingo):
     model = tiny_flamingo[("audioflamingo3", "scripted")]
     cache = catalogue.flamingo_cache_dir
