@@ -150,3 +150,30 @@ def csr_from_arrays(prefix: str, arrays) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
     return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
                          shape=shape)
+
+
+class NeighbourChannel:
+    """A channel that is one song x song similarity matrix (``similarity_``, CSR): a query's
+    candidates are the seeds' rows summed (weighted), and the model file holds the matrix.
+    Subclasses set ``name``, fit ``similarity_`` and give ``params()`` (the constructor's keywords)."""
+
+    similarity_: sp.csr_matrix
+
+    def params(self) -> dict:
+        raise NotImplementedError
+
+    def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
+                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
+        if len(seed_idx) == 0:
+            return Candidates.empty()
+        cols, vals = sparse_row_sum(self.similarity_, np.asarray(seed_idx, np.int64), seed_weights)
+        return best_of(cols, vals, n, exclude)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return csr_to_arrays("similarity", self.similarity_)
+
+    @classmethod
+    def from_arrays(cls, arrays, params: dict):
+        channel = cls(**params)
+        channel.similarity_ = csr_from_arrays("similarity", arrays)
+        return channel

@@ -12,17 +12,10 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from sunorecsys.recommenders.base import (
-    Candidates,
-    best_of,
-    csr_from_arrays,
-    csr_to_arrays,
-    limit_blas_threads,
-    sparse_row_sum,
-)
+from sunorecsys.recommenders.base import NeighbourChannel, limit_blas_threads
 
 
-class ItemCFChannel:
+class ItemCFChannel(NeighbourChannel):
     """Co-listening neighbours. ``neighbours`` = K of implicit's model; K1/B are BM25's parameters."""
     name = "item_cf"
 
@@ -53,22 +46,6 @@ class ItemCFChannel:
         self.similarity_ = sim
         self.model_ = model  # kept for the benchmark baseline (implicit's own similar_items)
         return self
-
-    def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
-        if len(seed_idx) == 0:
-            return Candidates.empty()
-        cols, vals = sparse_row_sum(self.similarity_, np.asarray(seed_idx, np.int64), seed_weights)
-        return best_of(cols, vals, n, exclude)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return csr_to_arrays("similarity", self.similarity_)
-
-    @classmethod
-    def from_arrays(cls, arrays, params: dict) -> ItemCFChannel:
-        channel = cls(**params)
-        channel.similarity_ = csr_from_arrays("similarity", arrays)
-        return channel
 
     def params(self) -> dict:
         return {"neighbours": self.neighbours, "k1": self.k1, "b": self.b, "num_threads": self.num_threads}

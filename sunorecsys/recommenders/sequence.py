@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from sunorecsys.recommenders.base import Candidates, best_of, csr_from_arrays, csr_to_arrays, sparse_row_sum
+from sunorecsys.recommenders.base import NeighbourChannel
 
 
 def prune_rows(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -73,7 +73,7 @@ def near_counts(user_items: sp.csr_matrix, times: np.ndarray | None, window: int
     return counts
 
 
-class SequenceChannel:
+class SequenceChannel(NeighbourChannel):
     """Time-near co-listening. ``popularity_exponent`` in [0, 1]; ``window`` >= 1 songs; ``decay`` in (0, 1]."""
     name = "sequence"
 
@@ -96,22 +96,6 @@ class SequenceChannel:
         scaled = sp.csr_matrix(sp.diags(scale) @ counts @ sp.diags(scale), dtype=np.float32)
         self.similarity_ = prune_rows(scaled, self.neighbours)
         return self
-
-    def candidates(self, seed_idx: np.ndarray, n: int, exclude: np.ndarray | None = None,
-                   user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
-        if len(seed_idx) == 0:
-            return Candidates.empty()
-        cols, vals = sparse_row_sum(self.similarity_, np.asarray(seed_idx, np.int64), seed_weights)
-        return best_of(cols, vals, n, exclude)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return csr_to_arrays("similarity", self.similarity_)
-
-    @classmethod
-    def from_arrays(cls, arrays, params: dict) -> SequenceChannel:
-        channel = cls(**params)
-        channel.similarity_ = csr_from_arrays("similarity", arrays)
-        return channel
 
     def params(self) -> dict:
         return {"window": self.window, "decay": self.decay, "popularity_exponent": self.popularity_exponent,
