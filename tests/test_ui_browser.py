@@ -66,6 +66,7 @@ SENSORS = "{ sensorsOrError(repositorySelector: {repositoryLocationName: $loc, r
     " { ... on Sensors { results { id name sensorState { status } } } } }"
 SCHEDULES = "{ schedulesOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
     " { ... on Schedules { results { id name scheduleState { status } } } } }"
+QUIET_WINDOW_S = 12  # longer than a sensor tick takes to create its run (~3 s seen)
 ACTIVE_RUNS = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]})" \
     " { ... on Runs { results { runId } } } }"
 
@@ -89,14 +90,21 @@ def quiet_automation(server, client, location: str) -> list[str]:
             graphql(server.url, "mutation ($id: String!) { stopRunningSchedule(id: $id) { __typename } }",
                     {"id": schedule["id"]})
             stopped.append(schedule["name"])
-    # A run the sensor just created is NOT_STARTED (not yet terminable) for a moment: retry.
+    # A tick already under way when the sensor was stopped still creates its run a few seconds
+    # later (seen in CI: the run appeared after the first empty check), and a run just created is
+    # NOT_STARTED (not yet terminable) for a moment: cancel until no run has been active for a
+    # whole quiet window.
     deadline = time.monotonic() + 120
-    while runs := [r["runId"] for r in graphql(server.url, ACTIVE_RUNS)["runsOrError"]["results"]]:
-        assert time.monotonic() < deadline, f"runs {runs} still active:\n{server.log_tail()}"
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < QUIET_WINDOW_S:
+        assert time.monotonic() < deadline, f"runs still active:\n{server.log_tail()}"
+        runs = [r["runId"] for r in graphql(server.url, ACTIVE_RUNS)["runsOrError"]["results"]]
+        if runs:
+            quiet_since = time.monotonic()
         for run_id in runs:
             with contextlib.suppress(DagsterGraphQLClientError):
                 client.terminate_run(run_id)
-        time.sleep(1)
+        time.sleep(0.5)
     return stopped
 
 
