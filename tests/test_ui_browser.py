@@ -62,10 +62,16 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-SENSORS = "{ sensorsOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
-    " { ... on Sensors { results { id name sensorState { status } } } } }"
-SCHEDULES = "{ schedulesOrError(repositorySelector: {repositoryLocationName: $loc, repositoryName: \"__repository__\"})" \
-    " { ... on Schedules { results { id name scheduleState { status } } } } }"
+_REPO = '(repositorySelector: {repositoryLocationName: $loc, repositoryName: "__repository__"})'
+# Per kind of automation that starts RUNNING by default: the query listing them, the mutation stopping one.
+AUTOMATION = {
+    "sensor": ("query ($loc: String!) { sensorsOrError" + _REPO +
+               " { ... on Sensors { results { id name sensorState { status } } } } }",
+               "mutation ($id: String!) { stopSensor(id: $id) { __typename } }"),
+    "schedule": ("query ($loc: String!) { schedulesOrError" + _REPO +
+                 " { ... on Schedules { results { id name scheduleState { status } } } } }",
+                 "mutation ($id: String!) { stopRunningSchedule(id: $id) { __typename } }"),
+}
 QUIET_WINDOW_S = 12  # longer than a sensor tick takes to create its run (~3 s seen)
 ACTIVE_RUNS = "{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]})" \
     " { ... on Runs { results { runId } } } }"
@@ -78,18 +84,11 @@ def quiet_automation(server, client, location: str) -> list[str]:
     from dagster_graphql import DagsterGraphQLClientError
 
     stopped = []
-    query = "query ($loc: String!) " + SENSORS
-    for sensor in graphql(server.url, query, {"loc": location})["sensorsOrError"]["results"]:
-        if sensor["sensorState"]["status"] == "RUNNING":
-            graphql(server.url, "mutation ($id: String!) { stopSensor(id: $id) { __typename } }",
-                    {"id": sensor["id"]})
-            stopped.append(sensor["name"])
-    query = "query ($loc: String!) " + SCHEDULES
-    for schedule in graphql(server.url, query, {"loc": location})["schedulesOrError"]["results"]:
-        if schedule["scheduleState"]["status"] == "RUNNING":
-            graphql(server.url, "mutation ($id: String!) { stopRunningSchedule(id: $id) { __typename } }",
-                    {"id": schedule["id"]})
-            stopped.append(schedule["name"])
+    for kind, (query, stop) in AUTOMATION.items():
+        for item in graphql(server.url, query, {"loc": location})[f"{kind}sOrError"]["results"]:
+            if item[f"{kind}State"]["status"] == "RUNNING":
+                graphql(server.url, stop, {"id": item["id"]})
+                stopped.append(item["name"])
     # A tick already under way when the sensor was stopped still creates its run a few seconds
     # later (seen in CI: the run appeared after the first empty check), and a run just created is
     # NOT_STARTED (not yet terminable) for a moment: cancel until no run has been active for a
