@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -39,15 +40,20 @@ GPU_OP_TAGS: dict = {"dagster-k8s/config": GPU_K8S_CONFIG}
 MODEL_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
-def read_partition(paths: DataPaths, table: str, partition_key: str) -> pd.DataFrame:
-    """One partition of a warehouse table; a clear Failure when it was never materialized."""
+def require_partition(paths: DataPaths, table: str, partition_key: str) -> Path:
+    """The path of one partition of a warehouse table; a clear Failure when it was never materialized."""
     path = partition_path(paths.warehouse_dir, table, partition_key)
     if not path.exists():
         raise dg.Failure(
             description=f"{table} partition {partition_key} has not been materialized ({path} is missing); "
                         f"materialize {table} for {partition_key} first",
             allow_retries=False)
-    return pd.read_parquet(path)
+    return path
+
+
+def read_partition(paths: DataPaths, table: str, partition_key: str) -> pd.DataFrame:
+    """One partition of a warehouse table; a clear Failure when it was never materialized."""
+    return pd.read_parquet(require_partition(paths, table, partition_key))
 
 
 def read_partition_if_exists(paths: DataPaths, table: str, partition_key: str) -> pd.DataFrame | None:

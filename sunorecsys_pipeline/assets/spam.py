@@ -15,7 +15,7 @@ import pandas as pd
 
 from sunorecsys.warehouse.parquet import partition_path, read_table, write_partition
 from sunorecsys_pipeline.assets.catalog import songs
-from sunorecsys_pipeline.assets.common import OWNERS, read_partition
+from sunorecsys_pipeline.assets.common import OWNERS, require_partition
 from sunorecsys_pipeline.assets.quality import audio_checks
 from sunorecsys_pipeline.metadata import counts_md, for_days, preview_md
 from sunorecsys_pipeline.partitions import daily_partitions
@@ -57,7 +57,7 @@ def spam_flags(context: dg.AssetExecutionContext, data_root: DataRootResource,
     paths = data_root.paths
     keys = context.partition_keys  # one day, or a whole backfill range in one run
     for key in keys:
-        read_partition(paths, "songs", key)  # a clear failure when a day was never ingested
+        require_partition(paths, "songs", key)  # a clear failure when a day was never ingested
     catalogue = read_table(paths.warehouse_dir, "songs").drop(columns=["date"], errors="ignore")
     started = time.perf_counter()
     label = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
