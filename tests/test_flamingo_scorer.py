@@ -77,6 +77,27 @@ def test_batched_generation_gives_the_same_tokens_as_one_by_one(tiny_flamingo, s
     assert all(len(ids) > 0 for ids in batched)
 
 
+def test_decode_batch_carries_the_features_and_generation_uses_them(tiny_flamingo, catalogue):
+    """The decode thread makes the processor's features: they equal what generation would make,
+    and the tokens generated from them equal the tokens of a batch decoded without them."""
+    import torch
+
+    songs = _songs(catalogue, 3)
+    scorer = MusicFlamingoQualityScorer(str(tiny_flamingo[("audioflamingo3", "random")]), device="cpu",
+                                        batch_size=3, max_new_tokens=8, paths=catalogue, fetch=False)
+    batch = scorer.decode_batch(songs)
+    assert batch.inputs is not None and len(batch.waveforms) == 3
+    fresh = scorer.prepare_inputs(batch.waveforms)
+    assert set(batch.inputs.keys()) == set(fresh.keys())
+    for key, value in fresh.items():
+        assert torch.equal(batch.inputs[key], value), key
+    from_thread = scorer.generate_token_ids(batch.waveforms, batch.inputs)
+    assert from_thread == scorer.generate_token_ids(batch.waveforms)
+    batch.inputs = None  # e.g. the processor failed in the decode thread: generation makes them
+    assert [r.raw_response for r in scorer.generate_batch(batch)] == \
+        [r.raw_response for r in scorer.score_batch(songs)]
+
+
 def test_bf16_inputs_are_cast_to_the_model_dtype(tiny_flamingo, small_catalogue):
     import torch
 

@@ -11,6 +11,7 @@ killed run loses at most the batch in flight.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -46,13 +47,15 @@ DEFAULT_MAX_NEW_TOKENS = 512  # the guide's JSON reply with descriptions fits in
 @dataclass
 class DecodedBatch:
     """One batch ready for the model: the songs, the failed results of songs without audio (by
-    position), and the waveforms with their hashes and positions."""
+    position), the waveforms with their hashes and positions, and the processor's output for the
+    waveforms on the CPU (None when it has not been made or failed: generation then makes it)."""
 
     records: list[dict[str, Any]]
     results: list[ScoreResult | None] = field(default_factory=list)
     waveforms: list = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     index: list[int] = field(default_factory=list)
+    inputs: Any = None
 
     def __post_init__(self) -> None:
         self.results = self.results or [None] * len(self.records)
@@ -98,6 +101,9 @@ class MusicFlamingoQualityScorer:
         self.max_audio_seconds = max_audio_seconds
         self._loaded: LoadedFlamingo | None = None
         self.last_run: dict[str, Any] = {}
+        # The decode thread runs the processor (tokenizer included) while the main thread decodes
+        # replies: a fast tokenizer used from two threads at once can fail ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
 
     # ---- identity -------------------------------------------------------------------------------
     @property
@@ -133,25 +139,35 @@ class MusicFlamingoQualityScorer:
         return [{"role": "user", "content": [{"type": "text", "text": self.prompt},
                                              {"type": "audio", "audio": samples}]}]
 
-    def prepare_inputs(self, waveforms: list) -> Any:
-        """Processor output for a batch of 16 kHz mono float32 arrays, on the model's device;
-        floating tensors cast to the model's dtype (bf16 pitfall, upstream issue 42259)."""
+    def processor_inputs(self, waveforms: list) -> Any:
+        """The processor's output (features, prompt tokens, masks) for a batch of 16 kHz mono float32
+        arrays, on the CPU: the CPU part of the model's input, made in the decode thread."""
+        loaded = self.load()
+        with self._tokenizer_lock:
+            return loaded.processor.apply_chat_template(
+                [self._conversation(w) for w in waveforms], tokenize=True, add_generation_prompt=True,
+                return_dict=True)
+
+    def to_model(self, inputs: Any) -> dict[str, Any]:
+        """``inputs`` on the model's device, floating tensors cast to the model's dtype (bf16
+        pitfall, upstream issue 42259)."""
         import torch
 
-        loaded = self.load()
-        inputs = loaded.processor.apply_chat_template(
-            [self._conversation(w) for w in waveforms], tokenize=True, add_generation_prompt=True,
-            return_dict=True)
-        model = loaded.model
+        model = self.load().model
         return {k: (v.to(model.device, dtype=model.dtype) if torch.is_floating_point(v) else v.to(model.device))
                 if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
-    def generate_token_ids(self, waveforms: list) -> list[list[int]]:
-        """Greedy (do_sample=False) new token ids per waveform, one generate() call for the batch."""
+    def prepare_inputs(self, waveforms: list) -> Any:
+        """Processor output for a batch of 16 kHz mono float32 arrays, on the model's device."""
+        return self.to_model(self.processor_inputs(waveforms))
+
+    def generate_token_ids(self, waveforms: list, inputs: Any = None) -> list[list[int]]:
+        """Greedy (do_sample=False) new token ids per waveform, one generate() call for the batch.
+        inputs: ``processor_inputs(waveforms)`` when already made (else made here)."""
         import torch
 
         loaded = self.load()
-        inputs = self.prepare_inputs(waveforms)
+        inputs = self.to_model(inputs) if inputs is not None else self.prepare_inputs(waveforms)
         prompt_len = inputs["input_ids"].shape[1]  # left padding: every row's prompt ends here
         with torch.inference_mode():
             out = loaded.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
@@ -166,10 +182,12 @@ class MusicFlamingoQualityScorer:
             rows.append(row[:cut])
         return rows
 
-    def generate_replies(self, waveforms: list) -> list[str]:
+    def generate_replies(self, waveforms: list, inputs: Any = None) -> list[str]:
         """The model's text reply per waveform (special tokens removed)."""
         tokenizer = self.load().processor.tokenizer
-        return [tokenizer.decode(ids, skip_special_tokens=True) for ids in self.generate_token_ids(waveforms)]
+        ids = self.generate_token_ids(waveforms, inputs)
+        with self._tokenizer_lock:
+            return [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
 
     # ---- scoring ---------------------------------------------------------------------------------
     def _failed(self, song_id: str, error: str, audio_sha256: str | None = None,
@@ -202,8 +220,8 @@ class MusicFlamingoQualityScorer:
 
     def decode_batch(self, songs: pd.DataFrame | Iterable[Mapping[str, Any]], paths: DataPaths | None = None,
                      hashes: list[str | None] | None = None) -> DecodedBatch:
-        """The model's inputs for ``songs``: 16 kHz mono arrays (capped at the checkpoint's limit) and,
-        for songs whose audio is unavailable, their ``failed`` results. ``hashes`` (the files' sha256, in
+        """The model's inputs for ``songs``: 16 kHz mono arrays (capped at the checkpoint's limit), the
+        processor's features for them, and, for songs whose audio is unavailable, their ``failed`` results. ``hashes`` (the files' sha256, in
         the order of ``songs``) spares a second read of files the caller already hashed. No model call: safe to run in a
         thread while the previous batch generates."""
         records = _records(songs)
@@ -223,6 +241,12 @@ class MusicFlamingoQualityScorer:
             batch.waveforms.append(audio.samples)
             batch.hashes.append(audio.sha256)
             batch.index.append(i)
+        if batch.waveforms:
+            try:
+                # The features too, so that the model's thread only runs the model.
+                batch.inputs = self.processor_inputs(batch.waveforms)
+            except Exception as exc:  # noqa: BLE001 - generate_batch makes them again and records the error
+                log.warning("processor failed on a decoded batch (%s); retried at generation", exc)
         return batch
 
     def generate_batch(self, batch: DecodedBatch) -> list[ScoreResult]:
@@ -231,7 +255,7 @@ class MusicFlamingoQualityScorer:
         results = list(batch.results)
         if batch.waveforms:
             try:
-                replies = self.generate_replies(batch.waveforms)
+                replies = self.generate_replies(batch.waveforms, batch.inputs)
             except Exception as exc:  # noqa: BLE001 - retried one by one below, then recorded
                 if len(batch.waveforms) == 1:
                     replies = [exc]
@@ -308,8 +332,8 @@ class MusicFlamingoQualityScorer:
         bar = tqdm(total=len(records), initial=len(records) - len(todo), unit="song",
                    desc="music flamingo", disable=not progress, dynamic_ncols=True)
         chunks = [todo[start:start + self.batch_size] for start in range(0, len(todo), self.batch_size)]
-        # The next batch is decoded in a thread while this one generates (dr_mp3 and soxr release
-        # the GIL), so the model does not wait for the CPU path between batches.
+        # The next batch is decoded and featurised in a thread while this one generates (dr_mp3, soxr
+        # and torch release the GIL), so the model does not wait for the CPU path between batches.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flamingo-decode")
         try:
             pending = (pool.submit(self.decode_batch, [records[i] for i in chunks[0]], paths,
