@@ -401,37 +401,37 @@ def repeated_buffer_s(mono: np.ndarray, sample_rate: int) -> float:
         if seg.size < full_block + l0 + reach + 5:
             continue
         d1 = np.diff(seg)
-        hf = np.diff(d1)
         lo = max(l0 - reach, 2)
         c1 = _lag_correlations(d1, full_block, lo - 1, l0 + reach + 1)
-        c2 = _lag_correlations(hf, full_block, lo, l0 + reach)
         k = int(np.argmax(c1[1:-1])) + 1  # the best first-difference lag, with a neighbour each side
         off = 1.0 - max(c1[k - 1], c1[k + 1])
-        exact = off / max(1.0 - c1[k], 1e-9)
-        if exact < REPEAT_EXACTNESS or _short_period_correlation(hf, full_block, sample_rate) >= REPEAT_TONAL:
+        if off / max(1.0 - c1[k], 1e-9) < REPEAT_EXACTNESS:
+            continue  # not an exact integer-lag repeat: a tone, a loop, a played note
+        hf = np.diff(d1)
+        if _short_period_correlation(hf, full_block, sample_rate) >= REPEAT_TONAL:
             continue
         # On the first difference alone, a held note's onset (its high band not yet steady) passes:
         # it must not repeat within 1-20 ms there either.
-        if c2.max() >= REPEAT_CORRELATION or (
-                c1[k] >= REPEAT_CORRELATION_D1
-                and _short_period_correlation(d1[1:], full_block, sample_rate) < REPEAT_TONAL):
+        if (c1[k] >= REPEAT_CORRELATION_D1 and _short_period_correlation(d1[1:], full_block, sample_rate) < REPEAT_TONAL
+                or _lag_correlations(hf, full_block, lo, l0 + reach).max() >= REPEAT_CORRELATION):
             hits += 1
     return hits * hop / rate
 
 
 def _lag_correlations(sig: np.ndarray, block: int, lo: int, hi: int) -> np.ndarray:
-    """Normalised correlation of ``sig[:block]`` with ``sig[lag:lag + block]`` for lag = lo..hi."""
+    """Normalised correlation of ``sig[:block]`` with ``sig[lag:lag + block]`` for lag = lo..hi
+    (one matrix-vector product over the lags; 0 where either side is silent)."""
     a = sig[:block]
     ea = float(a @ a)
-    out = np.zeros(hi - lo + 1)
     if ea <= 0.0:
-        return out
-    for i, lag in enumerate(range(lo, hi + 1)):
-        b = sig[lag:lag + block]
-        eb = float(b @ b)
-        if eb > 0.0:
-            out[i] = float(a @ b) / np.sqrt(ea * eb)
-    return out
+        return np.zeros(hi - lo + 1)
+    stretch = sig[lo:hi + block]
+    dots = np.lib.stride_tricks.sliding_window_view(stretch, block) @ a
+    energy = np.concatenate(([0.0], np.cumsum(stretch * stretch)))
+    eb = energy[block:] - energy[:-block]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = dots / np.sqrt(ea * eb)
+    return np.where(eb > 0.0, out, 0.0)
 
 
 def _short_period_correlation(hf: np.ndarray, block: int, sample_rate: int) -> float:
