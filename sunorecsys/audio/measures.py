@@ -420,15 +420,17 @@ def repeated_buffer_s(mono: np.ndarray, sample_rate: int) -> float:
 
 def _lag_correlations(sig: np.ndarray, block: int, lo: int, hi: int) -> np.ndarray:
     """Normalised correlation of ``sig[:block]`` with ``sig[lag:lag + block]`` for lag = lo..hi
-    (one matrix-vector product over the lags; 0 where either side is silent)."""
+    (0 where either side is silent)."""
     a = sig[:block]
     ea = float(a @ a)
     if ea <= 0.0:
         return np.zeros(hi - lo + 1)
     stretch = sig[lo:hi + block]
-    dots = np.lib.stride_tricks.sliding_window_view(stretch, block) @ a
-    energy = np.concatenate(([0.0], np.cumsum(stretch * stretch)))
-    eb = energy[block:] - energy[:-block]
+    n = hi - lo + 1
+    dots = np.correlate(stretch, a, mode="valid")
+    # Each window's energy from the first: one sample leaves, one enters.
+    eb = float(stretch[:block] @ stretch[:block]) + np.concatenate(
+        ([0.0], np.cumsum(stretch[block:block + n - 1] ** 2 - stretch[:n - 1] ** 2)))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = dots / np.sqrt(ea * eb)
     return np.where(eb > 0.0, out, 0.0)
