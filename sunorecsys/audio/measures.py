@@ -4,9 +4,10 @@ The level measures (BS.1770 loudness, sample and true peak, clipping) are taken 
 blocks at its own rate during the decode (:mod:`sunorecsys.audio.levels`, bounded memory); the
 others (silence, crest, dynamics, spectrum) on a mono analysis signal at 32-48 kHz, so the spectrum
 reaches at least 16 kHz. Costs for a 3-minute 44.1 kHz stereo MP3 on one core of a shared machine
-(bench/scoring_speed.py): the whole check ~2.4x the CPU of decoding the file alone with libsndfile,
-above 200x real time; loudness is pyloudnorm's algorithm to 1e-9 LU, the Welch spectrum scipy's
-figures to float32 precision.
+(bench/scoring_speed.py, signal-checks/4, load ~5 on 2 cores): the whole check ~3.1x the CPU of
+decoding the file alone with libsndfile (0.70 CPU-s, ~257x real time); the largest parts are the
+MP3 decode itself, the K-weighting filter of the loudness (float32, within 1e-3 LU of pyloudnorm),
+the stuck-buffer candidate stage and the Welch spectrum (scipy's figures to float32 precision).
 
 Constants of the damage detectors (band limit, full-scale pile-up, DC, dropouts, repeats, noise
 floor) define WHAT is measured (frame sizes, bands); the thresholds that turn the measures into
