@@ -74,9 +74,10 @@ from sunorecsys.paths import DataPaths
 
 # /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
 # bandwidth, the band cliff at the 80th percentile and the noise sub-score ramps from the tune half.
-# /4: the band cliff measured only where the slope stands clear of the spectrum's floor (dark
-# tracks), the noise floor's level under the programme gates 'noisy', stuck buffers confirmed by
-# an exact integer-lag repeat of the first difference (1024-sample buffers after an MP3 encode).
+# /4: the band cliff measured only where the slope stands clear of the spectrum's floor, and a dark
+# track's cut to that floor where no slope can be compared; the noise floor's level under the
+# programme gates 'noisy' and a tight floor tail also counts; stuck buffers confirmed by an exact
+# integer-lag repeat of the first difference (1024-sample buffers after an MP3 encode).
 CHECKS_VERSION = "signal-checks/4"
 
 # The measures other than the level ones (which see the whole stream) look at the first 10 minutes
