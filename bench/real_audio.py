@@ -535,3 +535,32 @@ def mark_native_twins(truth: pd.DataFrame) -> pd.DataFrame:
 def _slug(text: str) -> str:
     keep = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
     return f"{keep[-60:]}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+
+
+def band_limited_copies(truth: pd.DataFrame, out_root: Path, half: str = "tune", copies: int = 2, seed: int = 99,
+                        cache: Path = DEFAULT_CACHE) -> pd.DataFrame:
+    """More band-limited excerpts for one half: each clean excerpt of ``half`` band-limited ``copies``
+    more times with :func:`apply_damage` (fresh seeds), written as 192 kbps MP3s under
+    ``out_root/band-limited-<half>``. The set deals band limits to ~24 tracks per half, too few to see
+    how a detector fares on dark tracks; this puts one on every track of the half (the ``tune`` half
+    was used so for signal-checks/4's floor cut). Returns song_id, track_id, path, params (JSON)."""
+    out = Path(out_root) / f"band-limited-{half}"
+    out.mkdir(parents=True, exist_ok=True)
+    tracks = {t.track_id: t for name in sorted(set(truth["package"])) for t in list_tracks(name, fetch_package(name, cache))}
+    rows = []
+    for row in truth[(truth["half"] == half) & truth["damage"].isna()].itertuples():
+        x = None
+        for copy in range(copies):
+            song_id = f"{row.song_id}-bl{copy}"
+            rng = np.random.default_rng(_stable_seed(seed, "aug", row.track_id, copy))
+            path = out / f"{song_id}.mp3"
+            meta = path.with_suffix(".json")
+            if not meta.exists():
+                if x is None:
+                    x, rate = load_excerpt(tracks[row.track_id], row.start_s, float(row.duration_s))
+                y, params = apply_damage("band_limited", x, rate, rng)
+                write_mp3(path, y, rate)
+                meta.write_text(json.dumps(params), encoding="utf-8")
+            rows.append({"song_id": song_id, "track_id": row.track_id, "path": str(path),
+                         "params": meta.read_text(encoding="utf-8")})
+    return pd.DataFrame(rows)

@@ -290,6 +290,27 @@ def bench_real_set(set_root: Path | None = None, workers: int = 1, baseline_ref:
     return result
 
 
+def bench_band_limited_copies(set_root: Path | None = None, half: str = "tune", copies: int = 2) -> dict:
+    """Band-limit detection on every track of ``half`` (:func:`real_audio.band_limited_copies`),
+    scored through ``check_song``: how many are hard-failed as band-limited, and the misses."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from real_audio import DEFAULT_CACHE, SetSpec, band_limited_copies, build_calibration_set
+
+    set_root = Path(set_root) if set_root else DEFAULT_CACHE.parent / "calib-set"
+    truth = build_calibration_set(set_root, SetSpec())
+    copies_frame = band_limited_copies(truth, set_root, half=half, copies=copies)
+    paths = DataPaths(set_root, extra_audio_roots=(Path(copies_frame["path"].iloc[0]).parent,))
+    caught, missed = 0, []
+    for row in copies_frame.itertuples():
+        out = check_song({"song_id": row.song_id, "audio_path": row.path}, paths, fetch=False)
+        if "band_limited" in (out["hard_fail_reasons"] or []):
+            caught += 1
+        else:
+            missed.append(f"{row.song_id} {row.params} (bandwidth {out['bandwidth_hz']})")
+    return {"half": half, "n": len(copies_frame), "tracks": int(copies_frame["track_id"].nunique()),
+            "caught": caught, "missed": missed}
+
+
 def machine() -> str:
     """One line about the machine (CPU, cores, load): the figures are from a machine shared with others."""
     import platform
@@ -349,11 +370,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--halves", default="report", help="comma-separated: report,tune")
     parser.add_argument("--baseline", default="main", help="git ref whose checks are the baseline ('' = none)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--band-limited-copies", default="", metavar="HALF",
+                        help="also band-limit every clean excerpt of HALF twice more and report the detection")
     args = parser.parse_args(argv)
     print(machine())
     real = bench_real_set(args.set_root, workers=args.workers, baseline_ref=args.baseline or None,
                           halves=tuple(h for h in args.halves.split(",") if h))
     print(format_real_report(real))
+    if args.band_limited_copies:
+        extra = bench_band_limited_copies(args.set_root, half=args.band_limited_copies)
+        print(f"[{extra['half']} half, every track band-limited twice more] {extra['caught']}/{extra['n']} "
+              f"hard-failed as band-limited ({extra['tracks']} tracks)"
+              + ("; misses: " + "; ".join(extra["missed"]) if extra["half"] == "tune" and extra["missed"] else ""))
     if args.real_only:
         return 0
     synth = bench_synth_song(args.seconds, fmt=args.format)

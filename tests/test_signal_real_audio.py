@@ -126,3 +126,26 @@ def test_a_32_kbps_encode_of_clean_real_music_is_marked_down_not_hard_failed(rea
         assert row["status"] == "ok" and not row["hard_fail"], (song_id, row["hard_fail_detail"])
         assert row["bitrate_kbps"] < 40
         assert row["technical_score"] < by_id.loc[song_id, "technical_score"]
+
+
+
+def test_a_short_stuck_buffer_survives_an_mp3_encode(real_checks, tmp_path):
+    # signal-checks/4: after a 192 kbps encode a 1024-sample stuck buffer's high band no longer
+    # repeats cleanly (/3 missed such excerpts); its first difference still repeats at the exact
+    # integer lag, which a played note or a synth loop does not.
+    from real_audio import fetch_package, list_tracks, load_excerpt, write_mp3
+
+    from sunorecsys.audio.checks import check_song
+
+    truth, _ = real_checks
+    tracks = {t.track_id: t for t in list_tracks(PACKAGE, fetch_package(PACKAGE))}
+    paths = DataPaths(tmp_path)
+    paths.audio_dir.mkdir(parents=True)
+    for row in truth[truth["damage"].isna()].itertuples():
+        data, rate = load_excerpt(tracks[row.track_id], row.start_s, row.duration_s)  # the slice's source
+        start = 5 * rate
+        for r in range(1, 17):  # one 1024-sample buffer played 17 times in a row (0.4 s)
+            data[start + r * 1024:start + (r + 1) * 1024] = data[start:start + 1024]
+        write_mp3(paths.audio_dir / f"{row.song_id}-stuck.mp3", data, rate)
+        out = check_song({"song_id": f"{row.song_id}-stuck", "duration_s": row.duration_s}, paths, fetch=False)
+        assert out["status"] == "ok" and "stuck_buffer" in out["hard_fail_reasons"], (row.song_id, out["hard_fail_detail"])

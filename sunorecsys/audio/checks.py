@@ -74,7 +74,11 @@ from sunorecsys.paths import DataPaths
 
 # /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
 # bandwidth, the band cliff at the 80th percentile and the noise sub-score ramps from the tune half.
-CHECKS_VERSION = "signal-checks/3"
+# /4: the band cliff measured only where the slope stands clear of the spectrum's floor, and a dark
+# track's cut to that floor where no slope can be compared; the noise floor's level under the
+# programme gates 'noisy' and a tight floor tail also counts; stuck buffers confirmed by an exact
+# integer-lag repeat of the first difference (1024-sample buffers after an MP3 encode).
+CHECKS_VERSION = "signal-checks/4"
 
 # The measures other than the level ones (which see the whole stream) look at the first 10 minutes
 # of a longer song: the analysis signal is then 600 s of mono float32 at <= 48 kHz (<= 115 MB).
@@ -117,11 +121,19 @@ HARD_FAIL_OVERDRIVEN_TRUE_PEAK_DBFS = 2.0
 HARD_FAIL_FULL_SCALE_RATIO = 0.001
 HARD_FAIL_FLATNESS = 0.5
 HARD_FAIL_DYNAMIC_RANGE_DB = 3.0
-# Stationary broadband floor: noisy tune excerpts (6-20 dB SNR, white or pink) spread >= -4.9 dB with
-# floor flatness >= 0.78; clean ones with flatness >= 0.5 spread <= -5.8 dB (wesnoth "knolls"), and
-# the clean ones spreading above -5.3 dB have a tonal floor (flatness <= 0.17).
-HARD_FAIL_NOISE_SPREAD_DB = -5.3
+# Stationary broadband floor, loud enough to be added noise. Tune half (signal-checks/4): noisy
+# excerpts (6-20 dB SNR, white or pink) spread >= -5.28 dB, floor flatness >= 0.757, floor level
+# >= -31.0 dB under the programme; the clean ones with a flat (>= 0.5) steady floor have it far
+# lower (ufoai "Crystan-IntroSad" -38.9 dB at spread -3.9, a false alarm under /3; wesnoth "knolls"
+# -59.9 dB), and the clean ones with a flat floor above -35 dB spread <= -5.87 dB (ufoai
+# "PsymongN2"). Or, instead of the spread, the floor's tail (10th over 1st percentile): noisy
+# excerpts <= 3.72 dB, the clean ones with a flat floor above -35 dB >= 4.86 dB (ufoai "ufo2"): the
+# quietest frames of a noisy song all sit on the noise, even where loud highs keep its median (and
+# so the spread) far above. Each threshold sits midway between the two sides.
+HARD_FAIL_NOISE_SPREAD_DB = -5.6
+HARD_FAIL_NOISE_TAIL_DB = 4.3
 HARD_FAIL_NOISE_FLATNESS = 0.5
+HARD_FAIL_NOISE_FLOOR_DB = -35.0
 # The noise sub-score's ramps, from the same tune half: every noisy excerpt spread >= -5.3 dB with
 # flatness >= 0.76 (-> sub-score <= 0.15); 90 % of clean ones spread <= -6.8 dB or have flatness
 # <= 0.5 (-> 1). The former ramps (-14..-8 dB, 0.3..0.8) marked a quarter of clean real music down
@@ -159,6 +171,8 @@ COLUMNS: list[str] = [
     "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
     *[f"score_{name}" for name in SUB_SCORES],
     "hard_fail_detail",
+    # signal-checks/4: the noise floor's level under the programme and its tail
+    "noise_floor_db", "noise_floor_tail_db",
 ]
 
 
@@ -167,7 +181,8 @@ _FLOAT_COLUMNS = (
     "bandwidth_hz", "crest_factor_db", "technical_score", "sample_peak_dbfs", "spectral_flatness",
     "dynamic_range_db", "duration_ratio", "header_duration_s", "nonfinite_samples",
     "band_cliff_db", "full_scale_ratio", "dc_offset", "dropout_count",
-    "dropout_s", "repeated_s", "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps",
+    "dropout_s", "repeated_s", "noise_floor_spread_db", "noise_floor_flatness", "bitrate_kbps", "noise_floor_db",
+    "noise_floor_tail_db",
     *[f"score_{name}" for name in SUB_SCORES],
 )
 # The audio_checks table's Arrow schema (for write_partition(..., schema=AUDIO_CHECKS_SCHEMA)).
@@ -265,11 +280,16 @@ def hard_fail_details(measures: Mapping[str, Any], metadata_duration_s: float | 
     flatness, dyn = float(measures["spectral_flatness"]), float(measures["dynamic_range_db"])
     spread = _get(measures, "noise_floor_spread_db", -60.0)
     floor_flat = _get(measures, "noise_floor_flatness", 0.0)
+    floor_db = _get(measures, "noise_floor_db", 0.0)  # rows older than /4 have no level: not gated
+    floor_tail = _get(measures, "noise_floor_tail_db", 60.0)
     if flatness >= HARD_FAIL_FLATNESS and dyn < HARD_FAIL_DYNAMIC_RANGE_DB:
         reasons["noise_only"] = f"spectral flatness {flatness:.2f} with {dyn:.1f} dB dynamic range"
-    elif spread >= HARD_FAIL_NOISE_SPREAD_DB and floor_flat >= HARD_FAIL_NOISE_FLATNESS:
-        reasons["noisy"] = (f"a stationary broadband floor: spread {spread:.1f} dB (>= {HARD_FAIL_NOISE_SPREAD_DB:g}), "
-                            f"floor flatness {floor_flat:.2f} (>= {HARD_FAIL_NOISE_FLATNESS:g})")
+    elif ((spread >= HARD_FAIL_NOISE_SPREAD_DB or floor_tail <= HARD_FAIL_NOISE_TAIL_DB)
+          and floor_flat >= HARD_FAIL_NOISE_FLATNESS and floor_db >= HARD_FAIL_NOISE_FLOOR_DB):
+        reasons["noisy"] = (f"a stationary broadband floor: spread {spread:.1f} dB (>= {HARD_FAIL_NOISE_SPREAD_DB:g}) "
+                            f"or tail {floor_tail:.1f} dB (<= {HARD_FAIL_NOISE_TAIL_DB:g}), "
+                            f"floor flatness {floor_flat:.2f} (>= {HARD_FAIL_NOISE_FLATNESS:g}), "
+                            f"{floor_db:.1f} dB under the programme (>= {HARD_FAIL_NOISE_FLOOR_DB:g})")
     bandwidth = float(measures["bandwidth_hz"])
     kbps = _get(measures, "bitrate_kbps", float("inf"))
     if bandwidth < HARD_FAIL_BANDWIDTH_HZ and "mostly_silent" not in reasons and kbps > LOW_BITRATE_KBPS:

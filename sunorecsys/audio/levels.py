@@ -68,14 +68,18 @@ def _k_weighting_sos(rate: int) -> np.ndarray:
 class LoudnessMeter:
     """Streaming BS.1770-4 integrated loudness (LUFS) of ``channels`` channels at ``rate`` Hz."""
 
-    def __init__(self, rate: int, channels: int) -> None:
+    def __init__(self, rate: int, channels: int, dtype: type = np.float64) -> None:
+        """``dtype``: the K-weighting filter's arithmetic. float64 is pyloudnorm to 1e-9 LU; float32
+        (the level meter's choice: ~1.8x faster) within 1e-3 LU of it (4-10e-5 LU measured on four
+        3-minute MP3s, 2e-4 on a synthesised song), far inside any loudness threshold; the squares are summed in float64 either way."""
         self.rate = int(rate)
         self.channels = int(channels)
         # Mono/stereo measured as they are; more channels as a dual-mono downmix (see module doc).
         self._weights = np.array([1.0] * channels if channels <= 2 else [2.0])
         width = len(self._weights)
-        self._sos = _k_weighting_sos(self.rate)
-        self._zi = np.zeros((self._sos.shape[0], width, 2))
+        self._dtype = np.dtype(dtype)
+        self._sos = _k_weighting_sos(self.rate).astype(self._dtype)
+        self._zi = np.zeros((self._sos.shape[0], width, 2), dtype=self._dtype)
         self._pos = 0
         self._next = 1                     # index of the next hop boundary to reach
         self._carry = np.zeros(width)      # squares summed since the last boundary
@@ -90,7 +94,7 @@ class LoudnessMeter:
         x = channels_first
         if self.channels > 2:
             x = x.mean(axis=0, keepdims=True)
-        filtered, self._zi = scipy.signal.sosfilt(self._sos, x, axis=1, zi=self._zi)
+        filtered, self._zi = scipy.signal.sosfilt(self._sos, x.astype(self._dtype, copy=False), axis=1, zi=self._zi)
         n = filtered.shape[1]
         if n == 0:
             return
@@ -101,11 +105,11 @@ class LoudnessMeter:
             edges.append(h - self._pos)
             self._next += 1
         if not edges:
-            self._carry = self._carry + filtered.sum(axis=1)
+            self._carry = self._carry + filtered.sum(axis=1, dtype=np.float64)
         else:
             # Sums between consecutive boundaries in one pass: [0, e1), [e1, e2), ..., [e_last, n).
             starts = np.array([0] + [e for e in edges if e < n], dtype=np.intp)
-            sums = np.add.reduceat(filtered, starts, axis=1)
+            sums = np.add.reduceat(filtered, starts, axis=1, dtype=np.float64)
             first = self._carry + sums[:, 0]  # boundaries lie after the block start (e >= 1)
             self._segments.append(first)
             inner = sums[:, 1:]
@@ -238,7 +242,7 @@ class LevelMeter:
         block = block.reshape(block.shape[0], -1)
         if self._loudness is None:
             self.rate, self.channels = int(rate), int(block.shape[1])
-            self._loudness = LoudnessMeter(self.rate, self.channels)
+            self._loudness = LoudnessMeter(self.rate, self.channels, dtype=np.float32)
             self._clips = [_ClipRuns() for _ in range(self.channels)]
             self._left = np.zeros((self.channels, 0), dtype=np.float32)
             self._sums = np.zeros(self.channels)
