@@ -45,6 +45,9 @@ from sunorecsys.sample.spam_cohort import CohortSong, make_spam_cohort, render_d
 from sunorecsys.sample.users import SongForListening, seeded_uuid, simulate_listening
 
 AUDIO_EXTENSION = "flac"
+# libFLAC's fastest level (0 of 0..1 in libsndfile's scale): lossless all the same, about twice as
+# fast to encode as the default level for files about 14 % larger.
+FLAC_COMPRESSION = 0.0
 CATALOGUE_FILE_NAME = "all_songs.json"
 INTERACTIONS_FILE_NAME = "interactions.csv"
 DURATION_RANGE_S = (20.0, 40.0)
@@ -194,7 +197,8 @@ def _render_song(record: dict, genre: str, kind: str | None, seed: np.random.See
         payload, details = apply_damage(audio, kind, song_rng) if kind else (audio, {})
         target = audio_dir / f"{song_id}.{AUDIO_EXTENSION}"
         if isinstance(payload, np.ndarray):
-            sf.write(target, payload, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            sf.write(target, payload, SAMPLE_RATE, format="FLAC", subtype="PCM_16",
+                     compression_level=FLAC_COMPRESSION)
             heard_s = payload.shape[0] / SAMPLE_RATE
         elif isinstance(payload, bytes):
             target.write_bytes(payload)
