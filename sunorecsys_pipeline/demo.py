@@ -14,27 +14,38 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import dagster as dg
-import pandas as pd
+# Dagster, pandas and the code location are imported inside the functions: the signal checks' spawned
+# workers import this module again as their "__mp_main__" (multiprocessing's safe-import rule), and
+# `python -m sunorecsys_pipeline.demo --help` should not wait for Dagster either.
+if TYPE_CHECKING:
+    import dagster as dg
+    import pandas as pd
 
-from sunorecsys.paths import DataPaths
-from sunorecsys_pipeline.assets import ALL_ASSETS
-from sunorecsys_pipeline.jobs import RANGE_END_TAG, RANGE_START_TAG, REFIT_ASSETS, scoring_assets
-from sunorecsys_pipeline.partitions import daily_partitions
-from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
+    from sunorecsys.paths import DataPaths
 
 # Per-song warnings stay in the run logs (visible in the UI); the terminal gets one line per run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def _instance() -> dg.DagsterInstance:
+    import dagster as dg
+
     if os.environ.get("DAGSTER_HOME"):
         os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
         return dg.DagsterInstance.get()
     print("DAGSTER_HOME is not set: runs go to a temporary instance and will not show in the UI "
           "(`make demo` sets it to data/dagster)")
     return dg.DagsterInstance.ephemeral()
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _ensure_catalogue(paths: DataPaths) -> None:
@@ -46,8 +57,11 @@ def _ensure_catalogue(paths: DataPaths) -> None:
     from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue ...")
+    cpu = time.process_time()
     sample = generate_sample_catalogue(paths.root)
     print("  " + sample.summary().replace("\n", "\n  "))
+    print(f"  sample generation: {sample.seconds:.1f} s wall, {time.process_time() - cpu:.1f} CPU-s "
+          f"({_cores()} threads)")
 
 
 def _show(path) -> str:
@@ -58,6 +72,8 @@ def _show(path) -> str:
 
 
 def _day_summary(paths: DataPaths, day: str) -> str:
+    import pandas as pd
+
     from sunorecsys.warehouse.parquet import partition_path
 
     quality = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
@@ -71,6 +87,11 @@ def _day_summary(paths: DataPaths, day: str) -> str:
 
 def _run(label: str, selection: Sequence[str], resources: dict, instance: dg.DagsterInstance,
          days: Sequence[str] = (), summary=None) -> bool:
+    import dagster as dg
+
+    from sunorecsys_pipeline.assets import ALL_ASSETS
+    from sunorecsys_pipeline.jobs import RANGE_END_TAG, RANGE_START_TAG
+
     started = time.perf_counter()
     tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]} if days else None
     result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources, instance=instance,
@@ -114,6 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $SUNORECSYS_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    import pandas as pd
+
+    from sunorecsys.paths import DataPaths
+    from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
+    from sunorecsys_pipeline.partitions import daily_partitions
+    from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
+
     if args.data_dir:
         os.environ["SUNORECSYS_DATA_DIR"] = str(args.data_dir)
     paths = DataPaths.from_env(args.data_dir)
@@ -124,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources = default_resources()
     # The sample ships its audio; never reach for audio_url unless asked (the demo may be offline).
     fetch = os.environ.get("SUNORECSYS_FETCH_AUDIO", "0").strip().lower() not in {"0", "false", "no", "off"}
-    resources["audio_checks_settings"] = AudioChecksResource(workers=min(2, os.cpu_count() or 1), fetch_audio=fetch)
+    resources["audio_checks_settings"] = AudioChecksResource(workers=_cores(), fetch_audio=fetch)
     with_flamingo = resources["flamingo"].weights_available()
     with_audiobox = resources["audiobox"].weights_available()
     for name, present, variable in (("Music Flamingo", with_flamingo, "SUNORECSYS_FLAMINGO_MODEL"),

@@ -84,6 +84,14 @@ class SampleCatalogue:
                 f"generated in {self.seconds:.1f} s")
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _iso_z(moment: datetime) -> str:
     """Suno's timestamp style: milliseconds and a Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -249,11 +257,11 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
 
     Songs are created over ``days`` UTC days ending on ``end_date`` (inclusive); durations are
     20-40 s; about 20 % of songs are damaged, cycling through every damage kind. ``workers`` threads
-    synthesise audio (default: up to 2, the cores this project plans for). ``spam_cohort`` adds the
+    synthesise audio (default: the cores this process may run on). ``spam_cohort`` adds the
     songs of ``spam_cohort.py`` (re-uploads, a mass uploader, a text family, 31 s tracks, stuffed tags)
     from their own random stream: the clean songs stay exactly those of the default catalogue.
     """
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    workers = workers if workers is not None else _cores()
     started = time.perf_counter()
     if n_songs < 1 or days < 1:
         raise ValueError("n_songs and days must be at least 1")
