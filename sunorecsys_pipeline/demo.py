@@ -1,6 +1,7 @@
 """``make demo``: the whole pipeline on the sample catalogue, without model weights.
 
-Generates the sample catalogue when ``data/raw/`` has none, then materializes every asset in two
+Generates the sample catalogue when ``data/raw/`` has none (its audio is synthesised beside the
+ingestion run, which needs only the catalogue file), then materializes every asset in two
 runs (ingestion; then every day with songs as one partition range, scored as one step per asset
 by the single-run backfill policy, followed by the refit) in the Dagster instance of
 ``$DAGSTER_HOME`` (``data/dagster``, set by the Makefile) so the runs show in ``make ui`` afterwards.
@@ -12,8 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 # Dagster, pandas and the code location are imported inside the functions: the signal checks' spawned
@@ -48,20 +50,49 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _ensure_catalogue(paths: DataPaths) -> None:
+def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
+    """Make sure a catalogue is in ``data/raw``; returns ``finish()``, which waits for its audio.
+
+    Without one, the sample catalogue is generated on a thread of its own. Its catalogue file is
+    written first (it does not depend on the audio): this returns as soon as it is there, so the
+    ingestion run and Dagster's start-up go on beside the audio synthesis; ``finish()`` waits for
+    the audio and the listening log (the scoring and the refit need them) and re-raises a failure.
+    """
     from sunorecsys.catalog.ingest import find_catalogue_files
 
     if paths.raw_dir.exists() and find_catalogue_files(paths.raw_dir):
         print(f"catalogue: using the files in {paths.raw_dir}")
-        return
+        return lambda: None
     from sunorecsys.sample.catalogue import generate_sample_catalogue
 
-    print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue ...")
-    cpu = time.process_time()
-    sample = generate_sample_catalogue(paths.root)
-    print("  " + sample.summary().replace("\n", "\n  "))
-    print(f"  sample generation: {sample.seconds:.1f} s wall, {time.process_time() - cpu:.1f} CPU-s "
-          f"({_cores()} threads)")
+    print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue "
+          f"(its audio on {_cores()} threads, beside the ingestion run) ...")
+    written = threading.Event()
+    outcome: dict = {}
+
+    def generate() -> None:
+        try:
+            outcome["sample"] = generate_sample_catalogue(paths.root, on_catalogue_written=lambda _: written.set())
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by finish()
+            outcome["error"] = exc
+        finally:
+            written.set()
+
+    thread = threading.Thread(target=generate, name="sample-catalogue", daemon=True)
+    thread.start()
+    written.wait()
+
+    def finish() -> None:
+        thread.join()
+        if "error" in outcome:
+            raise RuntimeError("the sample catalogue could not be generated") from outcome["error"]
+        sample = outcome["sample"]
+        print("  " + sample.summary().replace("\n", "\n  "))
+        print(f"  sample generation: {sample.seconds:.1f} s wall (beside the ingestion run)")
+
+    if "error" in outcome:
+        finish()
+    return finish
 
 
 def _show(path) -> str:
@@ -135,18 +166,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $SUNORECSYS_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    import pandas as pd
-
     from sunorecsys.paths import DataPaths
-    from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
-    from sunorecsys_pipeline.partitions import daily_partitions
-    from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
 
     if args.data_dir:
         os.environ["SUNORECSYS_DATA_DIR"] = str(args.data_dir)
     paths = DataPaths.from_env(args.data_dir)
     print(f"data root: {_show(paths.root)}")
-    _ensure_catalogue(paths)
+    finish_catalogue = _start_catalogue(paths)
+    # Dagster and the code location load while the sample's audio is synthesised.
+    import pandas as pd
+
+    from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
+    from sunorecsys_pipeline.partitions import daily_partitions
+    from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
+
     instance = _instance()
 
     resources = default_resources()
@@ -165,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = _run("raw_songs", ["raw_songs"], resources, instance,
               summary=lambda: f"{len(pd.read_parquet(paths.processed_songs))} songs, "
                               f"{len(pd.read_parquet(paths.rejected_songs))} records rejected")
+    finish_catalogue()  # the audio and the listening log, before anything reads them
     if not ok:
         return 1
     songs = pd.read_parquet(paths.processed_songs)

@@ -23,6 +23,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -252,7 +253,8 @@ def _render_cohort(cohort: list[CohortSong], seed: int, paths: DataPaths, with_a
 def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, days: int = 14, seed: int = 7,
                               end_date: str = "2026-11-14", with_audio: bool = True,
                               n_users: int = 150, workers: int | None = None,
-                              spam_cohort: bool = False) -> SampleCatalogue:
+                              spam_cohort: bool = False,
+                              on_catalogue_written: Callable[[Path], None] | None = None) -> SampleCatalogue:
     """Write a sample catalogue under ``data_root`` (see the module docstring); deterministic in ``seed``.
 
     Songs are created over ``days`` UTC days ending on ``end_date`` (inclusive); durations are
@@ -260,6 +262,9 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
     synthesise audio (default: the cores this process may run on). ``spam_cohort`` adds the
     songs of ``spam_cohort.py`` (re-uploads, a mass uploader, a text family, 31 s tracks, stuffed tags)
     from their own random stream: the clean songs stay exactly those of the default catalogue.
+    ``on_catalogue_written(path)`` is called once the catalogue file is complete, before the audio
+    and the listening log are made (the catalogue does not depend on them): a caller may ingest it
+    meanwhile, as ``make demo`` does.
     """
     workers = workers if workers is not None else _cores()
     started = time.perf_counter()
@@ -290,6 +295,8 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
     catalogue_file = paths.raw_dir / CATALOGUE_FILE_NAME
     catalogue_file.write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if on_catalogue_written is not None:
+        on_catalogue_written(catalogue_file)
 
     if with_audio:
         paths.audio_dir.mkdir(parents=True, exist_ok=True)
