@@ -266,10 +266,11 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     centre = bass
     pad *= np.float32(lv_pad)
     delay = int(0.012 * sr)
-    mix = np.empty((n, 2), dtype=np.float32)
+    # The mix is planar, (channel, sample), until the master: every pass runs over contiguous memory.
+    mix = np.empty((2, n), dtype=np.float32)
     for ch, lead_gain, hat_gain in ((0, 2 * lv_lead * (1 - lead_pan), 0.8 * lv_drums),
                                     (1, 2 * lv_lead * lead_pan, 1.2 * lv_drums)):
-        out = mix[:, ch]
+        out = mix[ch]
         np.multiply(lead, np.float32(lead_gain), out=out)
         out += centre
         out += np.float32(hat_gain) * hats
@@ -287,27 +288,27 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     # n + 1 draws as the earlier white air took: the song's later draws (its damage) stay the same.
     white = rng.standard_normal((n + 1, 2), dtype=np.float32)[1:]
     # float32 sections: scipy filters in the input's precision (float64 sections would double it)
-    air = signal.sosfilt(_air_filter(sr).astype(np.float32), white, axis=0)
-    air *= _follow(mix, sr)[:, None]
+    air = signal.sosfilt(_air_filter(sr).astype(np.float32), np.ascontiguousarray(white.T), axis=1)
+    air *= _follow(mix, sr)[None, :]
     air *= np.float32(rms * (0.03 if spec.genre != "lo-fi" else 0.06) / max(_rms(air), 1e-12))
     mix += air
     if spec.genre == "lo-fi":
         clicks = rng.integers(0, n, size=(int(n * 2e-4), 2))
-        mix[clicks[:, 0], 0] += np.float32(3 * rms)
-        mix[clicks[:, 1], 1] -= np.float32(3 * rms)
+        mix[0, clicks[:, 0]] += np.float32(3 * rms)
+        mix[1, clicks[:, 1]] -= np.float32(3 * rms)
     # Phrase dynamics (8-bar swells) and fades.
     tp = np.arange(8 * bar, dtype=np.float32) * np.float32(1.0 / (8 * bar - 1))
     shape = np.resize(np.float32(0.75) + np.float32(0.25) * np.sin(np.float32(np.pi) * tp) ** 2, n)
     fade_in, fade_out = int(0.05 * sr), int(1.5 * sr)
     shape[:fade_in] *= np.linspace(0, 1, fade_in, dtype=np.float32)
     shape[n - fade_out:] *= np.linspace(1, 0, fade_out, dtype=np.float32)
-    mix *= shape[:, None]
-    return master(mix, target_dbfs=float(rng.uniform(-18.0, -14.0)))
+    mix *= shape[None, :]
+    return master(mix.T, target_dbfs=float(rng.uniform(-18.0, -14.0)))
 
 
 def _rms(x: np.ndarray) -> float:
-    """Root mean square of all samples (float64 accumulation of a float32 signal)."""
-    flat = x.reshape(-1)
+    """Root mean square of all samples of ``x`` (any shape and memory layout)."""
+    flat = x.reshape(-1, order="A")  # a view for C- and Fortran-ordered arrays alike
     return math.sqrt(float(np.dot(flat, flat)) / max(flat.size, 1))
 
 
@@ -320,19 +321,20 @@ def _reverb(mix: np.ndarray, seconds: float, rng: np.random.Generator, sr: int) 
     flat hiss across 4-16 kHz, which reads as a noise floor, not as a room.
     """
     k = 8
-    n = mix.shape[0]
-    low = soxr.resample(mix, sr, sr // k, quality="LQ")
+    n = mix.shape[1]  # planar: (channel, sample)
+    low = [soxr.resample(channel, sr, sr // k, quality="LQ") for channel in mix]
     tr = np.arange(int(seconds * sr / k)) / (sr / k)
     ir = rng.standard_normal((tr.size, 2)) * np.exp(-tr / (seconds / 6.9))[:, None]  # -60 dB at `seconds`
     ir /= np.sqrt(np.sum(ir ** 2, axis=0, keepdims=True))
     # float32 both sides: scipy's FFT then works in single precision (the tail is -30 dB anyway)
-    wet = signal.fftconvolve(low, ir.astype(np.float32), axes=0)[: low.shape[0]]
-    wet_full = soxr.resample(np.ascontiguousarray(wet, dtype=np.float32), sr // k, sr, quality="LQ")
     out = np.multiply(mix, np.float32(0.75), dtype=np.float32)
-    m = min(n, wet_full.shape[0])
-    wet_full = wet_full[:m]
-    wet_full *= np.float32(0.35)
-    out[:m] += wet_full
+    for ch, channel in enumerate(low):
+        wet = signal.fftconvolve(channel, ir[:, ch].astype(np.float32))[: channel.size]
+        wet_full = soxr.resample(np.ascontiguousarray(wet, dtype=np.float32), sr // k, sr, quality="LQ")
+        m = min(n, wet_full.size)
+        wet_full = wet_full[:m]
+        wet_full *= np.float32(0.35)
+        out[ch, :m] += wet_full
     return out
 
 
@@ -343,19 +345,23 @@ def _air_filter(sr: int) -> np.ndarray:
 
 
 def _follow(mix: np.ndarray, sr: int, frame_s: float = 0.01, expand: float = 1.5) -> np.ndarray:
-    """The mix's RMS envelope (10 ms frames, linearly interpolated to every sample), raised to
-    ``expand`` and scaled to a peak of 1: what a level-following exciter or a player's own noise does.
+    """The RMS envelope of the planar mix ``(channel, sample)`` (10 ms frames, linearly interpolated
+    to every sample), raised to ``expand`` and scaled to a peak of 1: what a level-following exciter
+    or a player's own noise does.
 
     Float32 (n,). The frames' centres sit half a frame in, so every stretch between two centres
     has the same ``hop`` samples at the same fractional offsets: the interpolation is one broadcast.
     """
     hop = max(1, int(frame_s * sr))
-    n = mix.shape[0]
+    channels, n = mix.shape
     frames = n // hop
     if frames < 2:
         return np.ones(n, dtype=np.float32)
-    blocks = mix[: frames * hop].reshape(frames, hop * mix.shape[1])
-    power = np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64) / (hop * mix.shape[1])
+    power = np.zeros(frames)
+    for channel in mix:
+        blocks = channel[: frames * hop].reshape(frames, hop)
+        power += np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
+    power /= hop * channels
     env = np.sqrt(power) ** expand
     env = (env / max(float(env.max()), 1e-12)).astype(np.float32)
     first = hop // 2 + 1 if hop % 2 else hop // 2     # the first sample at or after the first centre
@@ -370,14 +376,17 @@ def _follow(mix: np.ndarray, sr: int, frame_s: float = 0.01, expand: float = 1.5
 
 
 def master(mix: np.ndarray, target_dbfs: float = -16.0, max_peak: float = 0.89) -> np.ndarray:
-    """Scale to an RMS of ``target_dbfs`` but never above ``max_peak``: a clean master never clips."""
-    rms = _rms(np.ascontiguousarray(mix))
+    """Scale to an RMS of ``target_dbfs`` but never above ``max_peak``: a clean master never clips.
+
+    Returns a new C-ordered float32 array of ``mix``'s shape (the caller's array is left alone).
+    """
+    rms = _rms(mix)
     gain = 10 ** (target_dbfs / 20) / max(rms, 1e-12)
     peak = float(max(mix.max(), -mix.min())) * gain if mix.size else 0.0
     if peak > max_peak:
         gain *= max_peak / peak
-    out = mix.astype(np.float32)  # a copy: the caller's array is left alone
-    out *= np.float32(gain)
+    out = np.empty(mix.shape, dtype=np.float32)
+    np.multiply(mix, gain, out=out, casting="unsafe")
     return out
 
 
