@@ -1,6 +1,7 @@
 """``make demo``: the whole pipeline on the sample catalogue, without model weights.
 
-Generates the sample catalogue when ``data/raw/`` has none, then materializes every asset in two
+Generates the sample catalogue when ``data/raw/`` has none (its audio is synthesised beside the
+ingestion run, which needs only the catalogue file), then materializes every asset in two
 runs (ingestion; then every day with songs as one partition range, scored as one step per asset
 by the single-run backfill policy, followed by the refit) in the Dagster instance of
 ``$DAGSTER_HOME`` (``data/dagster``, set by the Makefile) so the runs show in ``make ui`` afterwards.
@@ -12,23 +13,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import dagster as dg
-import pandas as pd
+# Dagster, pandas and the code location are imported inside the functions: the signal checks' spawned
+# workers import this module again as their "__mp_main__" (multiprocessing's safe-import rule), and
+# `python -m sunorecsys_pipeline.demo --help` should not wait for Dagster either.
+if TYPE_CHECKING:
+    import dagster as dg
+    import pandas as pd
 
-from sunorecsys.paths import DataPaths
-from sunorecsys_pipeline.assets import ALL_ASSETS
-from sunorecsys_pipeline.jobs import RANGE_END_TAG, RANGE_START_TAG, REFIT_ASSETS, scoring_assets
-from sunorecsys_pipeline.partitions import daily_partitions
-from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
+    from sunorecsys.paths import DataPaths
 
 # Per-song warnings stay in the run logs (visible in the UI); the terminal gets one line per run.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def _instance() -> dg.DagsterInstance:
+    import dagster as dg
+
     if os.environ.get("DAGSTER_HOME"):
         os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
         return dg.DagsterInstance.get()
@@ -37,17 +42,57 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def _ensure_catalogue(paths: DataPaths) -> None:
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
+    """Make sure a catalogue is in ``data/raw``; returns ``finish()``, which waits for its audio.
+
+    Without one, the sample catalogue is generated on a thread of its own. Its catalogue file is
+    written first (it does not depend on the audio): this returns as soon as it is there, so the
+    ingestion run and Dagster's start-up go on beside the audio synthesis; ``finish()`` waits for
+    the audio and the listening log (the scoring and the refit need them) and re-raises a failure.
+    """
     from sunorecsys.catalog.ingest import find_catalogue_files
 
     if paths.raw_dir.exists() and find_catalogue_files(paths.raw_dir):
         print(f"catalogue: using the files in {paths.raw_dir}")
-        return
+        return lambda: None
     from sunorecsys.sample.catalogue import generate_sample_catalogue
 
-    print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue ...")
-    sample = generate_sample_catalogue(paths.root)
-    print("  " + sample.summary().replace("\n", "\n  "))
+    print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue "
+          f"(its audio on {_cores()} threads, beside the ingestion run) ...")
+    written = threading.Event()
+    outcome: dict = {}
+
+    def generate() -> None:
+        try:
+            outcome["sample"] = generate_sample_catalogue(paths.root, on_catalogue_written=lambda _: written.set())
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by finish()
+            outcome["error"] = exc
+        finally:
+            written.set()
+
+    thread = threading.Thread(target=generate, name="sample-catalogue", daemon=True)
+    thread.start()
+    written.wait()
+
+    def finish() -> None:
+        thread.join()
+        if "error" in outcome:
+            raise RuntimeError("the sample catalogue could not be generated") from outcome["error"]
+        sample = outcome["sample"]
+        print("  " + sample.summary().replace("\n", "\n  "))
+        print(f"  sample generation: {sample.seconds:.1f} s wall (beside the ingestion run)")
+
+    if "error" in outcome:
+        finish()
+    return finish
 
 
 def _show(path) -> str:
@@ -58,6 +103,8 @@ def _show(path) -> str:
 
 
 def _day_summary(paths: DataPaths, day: str) -> str:
+    import pandas as pd
+
     from sunorecsys.warehouse.parquet import partition_path
 
     quality = pd.read_parquet(partition_path(paths.warehouse_dir, "quality_scores", day))
@@ -71,6 +118,11 @@ def _day_summary(paths: DataPaths, day: str) -> str:
 
 def _run(label: str, selection: Sequence[str], resources: dict, instance: dg.DagsterInstance,
          days: Sequence[str] = (), summary=None) -> bool:
+    import dagster as dg
+
+    from sunorecsys_pipeline.assets import ALL_ASSETS
+    from sunorecsys_pipeline.jobs import RANGE_END_TAG, RANGE_START_TAG
+
     started = time.perf_counter()
     tags = {RANGE_START_TAG: days[0], RANGE_END_TAG: days[-1]} if days else None
     result = dg.materialize(ALL_ASSETS, selection=list(selection), resources=resources, instance=instance,
@@ -114,17 +166,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root (default: $SUNORECSYS_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    from sunorecsys.paths import DataPaths
+
     if args.data_dir:
         os.environ["SUNORECSYS_DATA_DIR"] = str(args.data_dir)
     paths = DataPaths.from_env(args.data_dir)
     print(f"data root: {_show(paths.root)}")
-    _ensure_catalogue(paths)
+    finish_catalogue = _start_catalogue(paths)
+    # Dagster and the code location load while the sample's audio is synthesised.
+    import pandas as pd
+
+    from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
+    from sunorecsys_pipeline.partitions import daily_partitions
+    from sunorecsys_pipeline.resources import AudioChecksResource, default_resources
+
     instance = _instance()
 
     resources = default_resources()
     # The sample ships its audio; never reach for audio_url unless asked (the demo may be offline).
     fetch = os.environ.get("SUNORECSYS_FETCH_AUDIO", "0").strip().lower() not in {"0", "false", "no", "off"}
-    resources["audio_checks_settings"] = AudioChecksResource(workers=min(2, os.cpu_count() or 1), fetch_audio=fetch)
+    resources["audio_checks_settings"] = AudioChecksResource(workers=_cores(), fetch_audio=fetch)
     with_flamingo = resources["flamingo"].weights_available()
     with_audiobox = resources["audiobox"].weights_available()
     for name, present, variable in (("Music Flamingo", with_flamingo, "SUNORECSYS_FLAMINGO_MODEL"),
@@ -137,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = _run("raw_songs", ["raw_songs"], resources, instance,
               summary=lambda: f"{len(pd.read_parquet(paths.processed_songs))} songs, "
                               f"{len(pd.read_parquet(paths.rejected_songs))} records rejected")
+    finish_catalogue()  # the audio and the listening log, before anything reads them
     if not ok:
         return 1
     songs = pd.read_parquet(paths.processed_songs)

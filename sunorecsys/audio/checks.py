@@ -51,10 +51,13 @@ status ``out_of_memory``, ``check_failed`` or ``worker_crashed`` (the worker pro
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
+import types
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -483,14 +486,52 @@ def _crashed_row(job: tuple[dict, str, dict], detail: str) -> dict[str, Any]:
     return failed_row(song.get("song_id"), WORKER_CRASHED, detail, _number(song.get("duration_s")))
 
 
+def _worker_ready() -> None:
+    """A no-op task: submitting one per worker starts the workers at once (see :func:`_start_pool`)."""
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """While workers start, ``__main__`` is an empty module, so they do not import the parent's.
+
+    A spawned worker re-imports the parent's main module before its first task (multiprocessing's
+    "safe importing of main module"): under ``python -m sunorecsys_pipeline.demo`` or Dagster's
+    command line that is Dagster and the whole code location, about as much again as the worker's
+    own imports. The tasks are functions of this module, never of ``__main__``, so the workers need
+    none of it.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
+def _start_pool(workers: int, memory_limit_mb: int | None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` spawned processes (safe beside threads in the parent, e.g. torch's),
+    all started here, with the parent's ``__main__`` out of sight (:func:`_bare_main`)."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(memory_limit_mb,)) as pool:
+        with _bare_main():
+            # The executor starts one process per submit until it has ``workers`` (all of them
+            # in this thread, here): none is started later, when __main__ is back.
+            ready = [pool.submit(_worker_ready) for _ in range(workers)]
+        del ready  # not waited for: the real tasks queue behind them
+        yield pool
+
+
 def _run_isolated(jobs: list, indices: list[int], memory_limit_mb: int | None,
                   deliver: Callable[[int, dict[str, Any]], None]) -> None:
     """Songs that were in flight when a worker died, one at a time in a single-worker pool: the
     one that kills its worker again gets a ``worker_crashed`` row, the others their own rows."""
     remaining = list(indices)
     while remaining:
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_worker_init,
-                                 initargs=(memory_limit_mb,)) as pool:
+        with _start_pool(1, memory_limit_mb) as pool:
             while remaining:
                 index = remaining.pop(0)
                 try:
@@ -511,12 +552,10 @@ def _run_pool(jobs: list, workers: int, memory_limit_mb: int | None,
     finish.
     """
     pending = deque(range(len(jobs)))
-    context = get_context("spawn")
     while pending:
         in_flight: dict = {}
         suspects: list[int] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(memory_limit_mb,)) as pool:
+        with _start_pool(workers, memory_limit_mb) as pool:
             try:
                 while pending or in_flight:
                     while pending and len(in_flight) < _IN_FLIGHT_PER_WORKER * workers:

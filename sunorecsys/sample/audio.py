@@ -11,6 +11,7 @@ Damage mimics what breaks in real catalogues; ``apply_damage`` documents each ki
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,14 +100,27 @@ def _wavetable(harmonics: tuple[float, ...]) -> np.ndarray:
     return (table / np.abs(table).max()).astype(np.float32)
 
 
-def _oscillator(freq: np.ndarray, table: np.ndarray, sr: int, phase0: float = 0.0) -> np.ndarray:
-    """A wavetable oscillator following a time-varying frequency (Hz per sample).
+# Oscillator phase as a 32-bit fixed-point fraction of a cycle (direct digital synthesis): unsigned
+# additions wrap at exactly one cycle, and the table index is the top TABLE_BITS bits.
+TABLE_BITS = 12
+assert TABLE_SIZE == 1 << TABLE_BITS
+_PHASE_ONE = 2.0 ** 32
 
-    The phase is accumulated in table units, so wrapping is an integer mask (TABLE_SIZE is 2**k).
+
+def _oscillator(freq: np.ndarray, seg_len: int, n: int, table: np.ndarray, sr: int,
+                phase0: float = 0.0) -> np.ndarray:
+    """A wavetable oscillator whose frequency (Hz) is constant over segments of ``seg_len`` samples.
+
+    ``freq`` holds one frequency per segment (``n`` samples in all, the last segment cut). The phase
+    runs on continuously across segments (no clicks at a change of note) as a uint32 fraction of a
+    cycle: one integer cumulative sum, wrapping by itself, instead of a float phase per sample
+    (frequency resolution sr / 2**32, far below a cent).
     """
-    position = np.cumsum(freq * (TABLE_SIZE / sr))
-    position += phase0 * TABLE_SIZE
-    return table[position.astype(np.int64) & (TABLE_SIZE - 1)]
+    step = np.round(np.asarray(freq, dtype=np.float64) * (_PHASE_ONE / sr)).astype(np.uint32)
+    phase = np.cumsum(np.repeat(step, seg_len)[:n], dtype=np.uint32)
+    phase += np.uint32(int(phase0 * _PHASE_ONE) & 0xFFFFFFFF)
+    phase >>= 32 - TABLE_BITS
+    return table[phase]
 
 
 def _hit_templates(rng: np.random.Generator, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -164,11 +178,15 @@ def choose_spec(rng: np.random.Generator, genre: str, duration_s: float) -> Song
 
 
 def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """A clean master of ``spec``: float32 array (n, 2) in [-0.89, 0.89], RMS about -14 to -18 dBFS."""
+    """A clean master of ``spec``: float32 array (n, 2) in [-0.89, 0.89], RMS about -14 to -18 dBFS.
+
+    Draws from ``rng`` in a fixed order and number (a song's later draws, its damage, depend on it).
+    """
     style = STYLES[spec.genre]
     n = round(spec.duration_s * sr)
     # Everything sits on a grid of 16th notes of a whole number of samples, so positions are
-    # integer arithmetic and envelopes are periodic templates (tiled) or table look-ups.
+    # integer arithmetic and envelopes are periodic templates (tiled) or per-note look-ups: no
+    # per-sample index arithmetic, everything float32.
     step = round(60.0 / spec.bpm / 4 * sr)
     bar = 16 * step
     n_bars = n // bar + 2
@@ -179,9 +197,6 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
         deg = np.asarray(deg)
         return root + scale[deg % 7] + 12 * (deg // 7)
 
-    i = np.arange(n, dtype=np.int32)
-    step_idx = i // step
-    bar_idx = step_idx // 16
     prog = np.asarray(spec.progression)
     chord_deg = prog[np.arange(n_bars) % prog.size]                      # (bars,)
     voices = (0, 2, 4, 6) if style.sevenths else (0, 2, 4)
@@ -191,18 +206,19 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     tb = np.arange(bar) / sr
     pad_env = np.resize((np.minimum(tb / 0.25, 1.0) * (1.0 - 0.35 * tb / tb[-1])).astype(np.float32), n)
     pad_table = _wavetable(style.pad_harmonics)
-    pad = np.zeros(n, dtype=np.float32)
-    for v in range(chord_hz.shape[1]):
-        pad += _oscillator(chord_hz[bar_idx, v], pad_table, sr, rng.random())
+    pad = _oscillator(chord_hz[:, 0], bar, n, pad_table, sr, rng.random())
+    for v in range(1, chord_hz.shape[1]):
+        pad += _oscillator(chord_hz[:, v], bar, n, pad_table, sr, rng.random())
     if style.pad_drive:
         pad = np.tanh(style.pad_drive * pad)
-    pad *= pad_env * np.float32(1.0 / chord_hz.shape[1])
+    pad_env *= np.float32(1.0 / chord_hz.shape[1])
+    pad *= pad_env
 
     # Bass: chord root two octaves down, re-struck every beat (8ths at faster grooves).
     bass_len = 2 * step if style.groove in ("four", "backbeat") else 4 * step
     ts = np.arange(bass_len) / sr
     bass_env = np.minimum(ts / 0.005, 1.0) * np.exp(-ts / (0.6 * bass_len / sr + 0.05))
-    bass = _oscillator(chord_hz[bar_idx, 0] / 4.0, _wavetable((1.0, 0.3, 0.1)), sr)
+    bass = _oscillator(chord_hz[:, 0] / 4.0, bar, n, _wavetable((1.0, 0.3, 0.1)), sr)
     if style.bass_drive:
         bass = np.tanh((1 + 3 * style.bass_drive) * bass)
     bass *= np.resize(bass_env.astype(np.float32), n)
@@ -217,17 +233,19 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
     new_note[0] = True
     rest = rng.random(n_slots) < 0.15
     rest[: bar // slot] = True
-    note_id = np.cumsum(new_note) - 1
+    note_id = np.cumsum(new_note) - 1                       # note of each slot
     note_start = np.flatnonzero(new_note)                   # slot index of each note's attack
     note_hz = midi_to_hz(degree_to_midi(degrees[note_start]))
     note_len = np.diff(np.append(note_start, n_slots)).max() * slot
     tn = np.arange(note_len) / sr
     note_env = (np.minimum(tn / 0.01, 1.0) * np.exp(-tn / (1.5 * slot / sr + 0.1))).astype(np.float32)
-    slot_idx = i // slot
-    nid = note_id[slot_idx]
-    lead = _oscillator(note_hz[nid], _wavetable(style.lead_harmonics), sr)
-    lead *= note_env[i - note_start[nid] * slot]
-    lead *= ~rest[slot_idx]
+    # Each slot reads the note's envelope from its offset into the note; a rest reads a silent tail.
+    note_env = np.append(note_env, np.zeros(slot, dtype=np.float32))
+    slot_offset = (np.arange(n_slots) - note_start[note_id]) * slot
+    slot_offset[rest] = note_len
+    lead_env = note_env[(slot_offset[:, None] + np.arange(slot)[None, :]).ravel()[:n]]
+    lead = _oscillator(note_hz[note_id], slot, n, _wavetable(style.lead_harmonics), sr)
+    lead *= lead_env
 
     # Drums: one kick, snare and hat hit placed at the groove's onsets; velocities vary a little.
     kick_steps, snare_steps, hat_steps = GROOVES[style.groove]
@@ -242,38 +260,58 @@ def synthesize_song(spec: SongSpec, rng: np.random.Generator, sr: int = SAMPLE_R
 
     lv_pad, lv_bass, lv_lead, lv_drums = style.levels
     lead_pan = rng.uniform(0.35, 0.65)
-    centre = lv_bass * bass + lv_drums * drums
-    # The pad's right channel is its left delayed by 12 ms: cheap stereo width.
+    # centre = bass + drums; the pad's right channel is its left delayed by 12 ms: cheap stereo width.
+    bass *= np.float32(lv_bass)
+    bass += np.float32(lv_drums) * drums
+    centre = bass
+    pad *= np.float32(lv_pad)
     delay = int(0.012 * sr)
-    pad_r = np.concatenate([np.zeros(delay, dtype=np.float32), pad[:-delay]])
-    mix = np.empty((n, 2), dtype=np.float32)
-    mix[:, 0] = centre + lv_pad * pad + (2 * lv_lead * (1 - lead_pan)) * lead + (0.8 * lv_drums) * hats
-    mix[:, 1] = centre + lv_pad * pad_r + (2 * lv_lead * lead_pan) * lead + (1.2 * lv_drums) * hats
+    # The mix is planar, (channel, sample), until the master: every pass runs over contiguous memory.
+    mix = np.empty((2, n), dtype=np.float32)
+    for ch, lead_gain, hat_gain in ((0, 2 * lv_lead * (1 - lead_pan), 0.8 * lv_drums),
+                                    (1, 2 * lv_lead * lead_pan, 1.2 * lv_drums)):
+        out = mix[ch]
+        np.multiply(lead, np.float32(lead_gain), out=out)
+        out += centre
+        out += np.float32(hat_gain) * hats
+        if ch == 0:
+            out += pad
+        else:
+            out[delay:] += pad[:-delay]
     if style.reverb_s:
         mix = _reverb(mix, style.reverb_s, rng, sr)
     # Air: the breath, bow, pick and room noise that carries a real master's spectrum up to 20 kHz.
     # It follows the music (its level tracks the dry mix's 10 ms envelope, expanded 1.5x, so it
     # swells with the notes and falls away between them) and rolls off like real highs (about
     # -12 dB per octave above 3 kHz), about 30 dB under the music: never a stationary hiss floor.
-    rms = float(np.sqrt(np.mean(mix ** 2)))
+    rms = _rms(mix)
     # n + 1 draws as the earlier white air took: the song's later draws (its damage) stay the same.
     white = rng.standard_normal((n + 1, 2), dtype=np.float32)[1:]
-    air = signal.sosfilt(_air_filter(sr), white, axis=0).astype(np.float32)
-    air *= _follow(mix, sr)[:, None]
-    air_rms = float(np.sqrt(np.mean(air ** 2)))
-    mix += air * np.float32(rms * (0.03 if spec.genre != "lo-fi" else 0.06) / max(air_rms, 1e-12))
+    # One third-order float32 filter (scipy filters in the input's precision): 1.6x faster than the
+    # float64 sections, the same noise to -110 dB.
+    b, a = (c.astype(np.float32) for c in signal.sos2tf(_air_filter(sr)))
+    air = signal.lfilter(b, a, white.T, axis=1)
+    air *= _follow(mix, sr)[None, :]
+    air *= np.float32(rms * (0.03 if spec.genre != "lo-fi" else 0.06) / max(_rms(air), 1e-12))
+    mix += air
     if spec.genre == "lo-fi":
         clicks = rng.integers(0, n, size=(int(n * 2e-4), 2))
-        mix[clicks[:, 0], 0] += np.float32(3 * rms)
-        mix[clicks[:, 1], 1] -= np.float32(3 * rms)
+        mix[0, clicks[:, 0]] += np.float32(3 * rms)
+        mix[1, clicks[:, 1]] -= np.float32(3 * rms)
     # Phrase dynamics (8-bar swells) and fades.
-    tp = np.arange(8 * bar) / sr
-    shape = np.resize((0.75 + 0.25 * np.sin(np.pi * tp / tp[-1]) ** 2).astype(np.float32), n)
+    tp = np.arange(8 * bar, dtype=np.float32) * np.float32(1.0 / (8 * bar - 1))
+    shape = np.resize(np.float32(0.75) + np.float32(0.25) * np.sin(np.float32(np.pi) * tp) ** 2, n)
     fade_in, fade_out = int(0.05 * sr), int(1.5 * sr)
     shape[:fade_in] *= np.linspace(0, 1, fade_in, dtype=np.float32)
     shape[n - fade_out:] *= np.linspace(1, 0, fade_out, dtype=np.float32)
-    mix *= shape[:, None]
-    return master(mix, target_dbfs=float(rng.uniform(-18.0, -14.0)))
+    mix *= shape[None, :]
+    return master(mix.T, target_dbfs=float(rng.uniform(-18.0, -14.0)))
+
+
+def _rms(x: np.ndarray) -> float:
+    """Root mean square of all samples of ``x`` (any shape and memory layout)."""
+    flat = x.reshape(-1, order="A")  # a view for C- and Fortran-ordered arrays alike
+    return math.sqrt(float(np.dot(flat, flat)) / max(flat.size, 1))
 
 
 def _reverb(mix: np.ndarray, seconds: float, rng: np.random.Generator, sr: int) -> np.ndarray:
@@ -285,17 +323,21 @@ def _reverb(mix: np.ndarray, seconds: float, rng: np.random.Generator, sr: int) 
     flat hiss across 4-16 kHz, which reads as a noise floor, not as a room.
     """
     k = 8
-    n = mix.shape[0]
-    low = soxr.resample(mix, sr, sr // k, quality="LQ")
+    n = mix.shape[1]  # planar: (channel, sample)
+    low = [soxr.resample(channel, sr, sr // k, quality="LQ") for channel in mix]
     tr = np.arange(int(seconds * sr / k)) / (sr / k)
     ir = rng.standard_normal((tr.size, 2)) * np.exp(-tr / (seconds / 6.9))[:, None]  # -60 dB at `seconds`
     ir /= np.sqrt(np.sum(ir ** 2, axis=0, keepdims=True))
-    wet = signal.fftconvolve(low, ir, axes=0)[: low.shape[0]]
-    wet_full = soxr.resample(wet.astype(np.float32), sr // k, sr, quality="LQ")
-    out = 0.75 * mix
-    m = min(n, wet_full.shape[0])
-    out[:m] += 0.35 * wet_full[:m]
-    return out.astype(np.float32)
+    # float32 both sides: scipy's FFT then works in single precision (the tail is -30 dB anyway)
+    out = np.multiply(mix, np.float32(0.75), dtype=np.float32)
+    for ch, channel in enumerate(low):
+        wet = signal.fftconvolve(channel, ir[:, ch].astype(np.float32))[: channel.size]
+        wet_full = soxr.resample(np.ascontiguousarray(wet, dtype=np.float32), sr // k, sr, quality="LQ")
+        m = min(n, wet_full.size)
+        wet_full = wet_full[:m]
+        wet_full *= np.float32(0.35)
+        out[ch, :m] += wet_full
+    return out
 
 
 def _air_filter(sr: int) -> np.ndarray:
@@ -305,26 +347,55 @@ def _air_filter(sr: int) -> np.ndarray:
 
 
 def _follow(mix: np.ndarray, sr: int, frame_s: float = 0.01, expand: float = 1.5) -> np.ndarray:
-    """The mix's RMS envelope (10 ms frames, linearly interpolated to every sample), raised to
-    ``expand`` and scaled to a peak of 1: what a level-following exciter or a player's own noise does."""
+    """The RMS envelope of the planar mix ``(channel, sample)`` (10 ms frames, linearly interpolated
+    to every sample), raised to ``expand`` and scaled to a peak of 1: what a level-following exciter
+    or a player's own noise does.
+
+    Float32 (n,). The frames' centres sit half a frame in, so every stretch between two centres
+    has the same ``hop`` samples at the same fractional offsets: the interpolation is one broadcast.
+    """
     hop = max(1, int(frame_s * sr))
-    n = mix.shape[0]
+    channels, n = mix.shape
     frames = n // hop
-    power = np.mean(mix[: frames * hop].reshape(frames, hop, -1) ** 2, axis=(1, 2))
+    if frames < 2:
+        return np.ones(n, dtype=np.float32)
+    power = np.zeros(frames)
+    for channel in mix:
+        blocks = channel[: frames * hop].reshape(frames, hop)
+        power += np.einsum("ij,ij->i", blocks, blocks, dtype=np.float64)
+    power /= hop * channels
     env = np.sqrt(power) ** expand
-    env /= max(float(env.max()), 1e-12)
-    centres = (np.arange(frames) + 0.5) * hop
-    return np.interp(np.arange(n), centres, env).astype(np.float32)
+    env = (env / max(float(env.max()), 1e-12)).astype(np.float32)
+    first = hop // 2 + 1 if hop % 2 else hop // 2     # the first sample at or after the first centre
+    weights = (np.arange(hop, dtype=np.float32) + np.float32(first - hop / 2)) / np.float32(hop)
+    out = np.empty(n, dtype=np.float32)
+    out[:first] = env[0]
+    inner = out[first: first + (frames - 1) * hop].reshape(frames - 1, hop)
+    np.multiply(np.diff(env)[:, None], weights[None, :], out=inner)
+    inner += env[:-1, None]
+    out[first + (frames - 1) * hop:] = env[-1]
+    return out
 
 
 def master(mix: np.ndarray, target_dbfs: float = -16.0, max_peak: float = 0.89) -> np.ndarray:
-    """Scale to an RMS of ``target_dbfs`` but never above ``max_peak``: a clean master never clips."""
-    rms = float(np.sqrt(np.mean(mix ** 2)))
+    """Scale to an RMS of ``target_dbfs`` but never above ``max_peak``: a clean master never clips.
+
+    Returns a new C-ordered float32 array of ``mix``'s shape (the caller's array is left alone).
+    """
+    rms = _rms(mix)
     gain = 10 ** (target_dbfs / 20) / max(rms, 1e-12)
-    peak = float(np.abs(mix).max()) * gain
+    peak = float(max(mix.max(), -mix.min())) * gain if mix.size else 0.0
     if peak > max_peak:
         gain *= max_peak / peak
-    return (mix * gain).astype(np.float32)
+    out = np.empty(mix.shape, dtype=np.float32)
+    if mix.ndim == 2 and not mix.flags.c_contiguous:
+        # a planar mix seen as (sample, channel): a column at a time reads contiguous memory
+        # (6x faster than numpy's element-wise transpose with an inner loop of two)
+        for ch in range(mix.shape[1]):
+            np.multiply(mix[:, ch], gain, out=out[:, ch], casting="unsafe")
+    else:
+        np.multiply(mix, gain, out=out, casting="unsafe")
+    return out
 
 
 # --- damage ---------------------------------------------------------------------------------------
