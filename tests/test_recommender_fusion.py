@@ -149,7 +149,7 @@ def test_coverage_knobs_are_learned_on_validation_recorded_and_saved(tmp_path):
     from sunorecsys.recommenders.hubness import HUBNESS_GRID, reduce_hubness
 
     songs, log = clustered_catalogue(seed=7)
-    model = HybridRecommender(max_per_creator=None).fit(songs, interactions=log)
+    model = HybridRecommender(max_per_creator=None, hubness="learned").fit(songs, interactions=log)
     fusion = model.fit_stats_["fusion"]
     assert fusion["hubness"] in HUBNESS_GRID and set(fusion["hubness_table"]) == {str(a) for a in HUBNESS_GRID}
     assert fusion["hubness_table"][str(fusion["hubness"])]["feasible"]
