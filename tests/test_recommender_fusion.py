@@ -112,3 +112,67 @@ def test_explicit_weights_are_used_as_given(noise):
     learned = model.fusion_weights("seeds")
     assert partly.fusion_weights("seeds") == {**learned, "quality": 0.10}
     assert np.isfinite(list(learned.values())).all()
+
+
+def test_hubness_reduction_takes_slots_from_the_songs_in_every_neighbourhood():
+    from sunorecsys.recommenders.base import SongIndex
+    from sunorecsys.recommenders.hubness import neighbour_density, reduce_hubness
+    from sunorecsys.recommenders.item_cf import ItemCFChannel
+    from sunorecsys.recommenders.listening_log import build_user_items
+
+    songs, log = clustered_catalogue(seed=7)
+    matrix = build_user_items(log, SongIndex(songs["song_id"])).matrix
+    raw = ItemCFChannel(neighbours=30).fit(matrix)
+    density = neighbour_density(raw.similarity_)
+    reduced = ItemCFChannel(neighbours=30).fit(matrix)
+    assert reduce_hubness(reduced.similarity_, 0.0) is reduced.similarity_
+    reduce_hubness(reduced.similarity_, 0.5)
+    # every stored score is divided by the candidate's relative density ** 0.5, nothing else moves
+    known = density > 0
+    factor = np.ones(len(density))
+    factor[known] = (density[known] / np.median(density[known])) ** -0.5
+    ratio = reduced.similarity_.toarray()[raw.similarity_.nonzero()] / raw.similarity_.toarray()[raw.similarity_.nonzero()]
+    np.testing.assert_allclose(ratio, factor[raw.similarity_.nonzero()[1]], rtol=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        reduce_hubness(reduced.similarity_, 1.5)
+
+    def top_song_share(channel):
+        shown = np.concatenate([channel.candidates(np.array([s]), 10).idx for s in range(len(songs))])
+        return np.bincount(shown).max() / len(songs), len(np.unique(shown))
+
+    (raw_share, raw_distinct), (hub_share, hub_distinct) = top_song_share(raw), top_song_share(reduced)
+    print(f"\nmost shown song in {raw_share:.3f} -> {hub_share:.3f} of seed lists; distinct {raw_distinct} -> {hub_distinct}")
+    assert hub_share < raw_share and hub_distinct >= raw_distinct
+
+
+def test_coverage_knobs_are_learned_on_validation_recorded_and_saved(tmp_path):
+    from sunorecsys.recommenders.hubness import HUBNESS_GRID, reduce_hubness
+
+    songs, log = clustered_catalogue(seed=7)
+    model = HybridRecommender(max_per_creator=None, hubness="learned").fit(songs, interactions=log)
+    fusion = model.fit_stats_["fusion"]
+    assert fusion["hubness"] in HUBNESS_GRID and set(fusion["hubness_table"]) == {str(a) for a in HUBNESS_GRID}
+    assert fusion["hubness_table"][str(fusion["hubness"])]["feasible"]
+    for mode in ("user", "seeds"):
+        assert 0 < fusion["validation_coverage@10"][mode] <= 1
+        assert fusion["validation_ndcg@10"][mode] >= fusion["accuracy_floor_ndcg@10"][mode] - 1e-9
+        assert fusion["validation_ndcg@10"][mode] >= (1 - model.exposure_budget) * \
+            fusion["budget_reference_ndcg@10"][mode] - 1e-9
+    assert_never_below_best_channel_on_validation(model)
+
+    # a given alpha is used as given: the neighbour matrices are the plain ones, reduced
+    plain = HybridRecommender(max_per_creator=None, hubness=0.0).fit(songs, interactions=log)
+    given = HybridRecommender(max_per_creator=None, hubness=0.25).fit(songs, interactions=log)
+    assert plain.fit_stats_["fusion"]["hubness"] == 0.0 and given.fit_stats_["fusion"]["hubness"] == 0.25
+    for name in ("item_cf", "sequence"):
+        expected = reduce_hubness(getattr(plain, f"{name}_").similarity_.copy(), 0.25)
+        np.testing.assert_allclose(getattr(given, f"{name}_").similarity_.toarray(), expected.toarray(), rtol=1e-6)
+    with pytest.raises(ValueError, match="new fit"):
+        given.with_settings(hubness=0.0)
+
+    seeds = list(songs["song_id"][:3])
+    given.save(tmp_path / "model")
+    loaded = HybridRecommender.load(tmp_path / "model")
+    assert loaded.hubness_alpha() == 0.25
+    assert [r["song_id"] for r in loaded.recommend(song_ids=seeds, n=10)] == \
+        [r["song_id"] for r in given.recommend(song_ids=seeds, n=10)]
