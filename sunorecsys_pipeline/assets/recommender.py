@@ -143,6 +143,9 @@ def evaluate(paths, config: HybridRecommenderConfig) -> tuple[pd.DataFrame, byte
     plot = report.plot_path.read_bytes() if report.plot_path is not None and report.plot_path.exists() else None
     extra = {
         "users": dg.MetadataValue.int(int(report.n_users)),
+        # a seeded sample of at most DEFAULT_MAX_USERS listeners per protocol; the paired bootstrap
+        # intervals below are computed on that sample
+        "judged_users": dg.MetadataValue.json(report.details.get("judged_users", {})),
         "split_time": dg.MetadataValue.text(str(report.split_time)),
         "train_events": dg.MetadataValue.int(int(report.details.get("train_events", 0))),
         "test_events": dg.MetadataValue.int(int(report.details.get("test_events", 0))),
