@@ -15,7 +15,8 @@ The result is the same as ``recommend`` per seed, row for row (songs, order, sco
 every float is computed by the same operations in the same order (sums accumulate in float64 in
 the channel order ``fuse`` uses, float32 casts where the channels cast), and each channel list is
 cut by the same ``best_of``. tests/test_recommender_batch.py checks the equality on real data.
-Channels without a block form here (ALS fold-in, EASE) are asked per seed, as ``recommend`` does.
+The ALS fold-in and EASE are asked per seed, as ``recommend`` does (the user channel with only the
+flagged songs it could propose in its exclusion array).
 The "demote" spam policy falls back to ``recommend`` per seed.
 """
 
@@ -28,6 +29,7 @@ import pandas as pd
 from sunorecsys.recommenders.base import NeighbourChannel, best_of, sparse_row_sum
 from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, exposure_factor, passes_quality
 from sunorecsys.recommenders.text_index import TextSimilarityChannel
+from sunorecsys.recommenders.user import UserChannel
 
 COLUMNS = ["seed_song_id", "rank", "song_id", "score", "quality_score", "channels"]
 DEFAULT_BLOCK = 512  # seeds per block
@@ -139,6 +141,29 @@ def _generic_lists(channel, seeds: np.ndarray, n: int, flagged_idx: np.ndarray) 
     parts = []
     for q, s in enumerate(seeds):
         exclude = _exclusion_array(int(s), flagged_idx)
+        cand = channel.candidates(np.asarray([s], np.int64), n, exclude, None, seed_weights=None)
+        parts.append((q, cand.idx, cand.scores))
+    return _Lists(parts)
+
+
+def _user_lists(channel, seeds: np.ndarray, n: int, excluded: np.ndarray) -> _Lists:
+    """``UserChannel.candidates`` per seed with a short exclusion array.
+
+    The channel proposes only songs of its ALS pool and songs of the seeds' creators, so excluding
+    the flagged songs among those (and the seed) excludes exactly what the whole flagged set
+    would; ``np.isin`` against thousands of flagged songs per seed was most of its cost.
+    """
+    pool = np.asarray(channel.pool_, np.int64)
+    flagged_pool = pool[excluded[pool]]
+    songs_of = channel.creator_songs_
+    parts = []
+    for q, s in enumerate(seeds):
+        c = int(channel.creators_[s])
+        if 0 <= c < songs_of.shape[0]:
+            mine = songs_of.indices[songs_of.indptr[c]:songs_of.indptr[c + 1]].astype(np.int64)
+            exclude = np.unique(np.concatenate([[s], flagged_pool, mine[excluded[mine]]]))
+        else:
+            exclude = np.unique(np.concatenate([[s], flagged_pool]))
         cand = channel.candidates(np.asarray([s], np.int64), n, exclude, None, seed_weights=None)
         parts.append((q, cand.idx, cand.scores))
     return _Lists(parts)
@@ -323,6 +348,8 @@ def recommend_seeds(model, song_ids: list[str], n: int = 10, block: int = DEFAUL
                 lists[name] = _text_lists(channel, seeds, depth, excluded)
             elif isinstance(channel, NeighbourChannel):
                 lists[name] = _neighbour_lists(channel, seeds, depth, excluded)
+            elif isinstance(channel, UserChannel):
+                lists[name] = _user_lists(channel, seeds, depth, excluded)
             else:
                 lists[name] = _generic_lists(channel, seeds, depth, flagged_idx)
         fallback = []
