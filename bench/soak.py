@@ -10,6 +10,7 @@ partitions == scored or unscored with a reason), failed runs, and the outage nig
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -19,6 +20,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from soak_support import Soak, SoakPlan
+
+
+def night_line(n) -> str:
+    """One night: runs, refit step seconds, the ledger after it, stale partitions, load average."""
+    runs = ", ".join(f"{what}={status}" for _, what, status in n.runs)
+    steps = ", ".join(f"{k.replace('hybrid_recommender', 'fit+recs').replace('recommender_evaluation', 'eval')}"
+                      f" {v:.0f}s" for k, v in n.steps.items()) or "-"
+    c = n.counts
+    ledger = (f"ingested {c['ingested']}, in partitions {c['placed']}, scored {c['scored']}, "
+              f"unscored with reason {c['unscored_with_reason']}, lost {c['lost']}") if c else "nothing ingested yet"
+    stale = "" if n.stale_partitions is None else f"; stale partitions {n.stale_partitions}"
+    return (f"  {n.day}: {n.songs} new songs, {n.seconds:.0f} s, runs: {runs}; refit steps: {steps}; {ledger}; "
+            f"{n.recommendations} recommendation rows{stale}; load {os.getloadavg()[0]:.1f}")
 
 
 def main(argv=None) -> int:
@@ -40,9 +54,7 @@ def main(argv=None) -> int:
     print(f"soak: {d} nights, {args.songs_per_day} songs a day, a file of {args.big_file_songs} older songs; "
           f"working folder {base} (machine shared with other work: timings are indicative)")
     with Soak(base, plan, timeout_s=1800) as soak:
-        soak.run(on_night=lambda n: print(
-            f"  {n.day}: {n.songs} new songs, {n.recommendations} recommendation rows, {n.seconds:.0f} s, runs: "
-            + ", ".join(f"{what}={status}" for _, what, status in n.runs), flush=True))
+        soak.run(on_night=lambda n: print(night_line(n), flush=True))
         print(soak.report())
         ledger = soak.ledger()
         failed = soak.failed_runs()

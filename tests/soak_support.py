@@ -209,6 +209,9 @@ class Night:
     runs: list[tuple[str, str, str]] = field(default_factory=list)  # (run id, what, status)
     recommendations: int = 0
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)   # "<what>:<step>" -> seconds (refit steps)
+    counts: dict[str, int] = field(default_factory=dict)    # the ledger after the night (ledger_counts)
+    stale_partitions: int | None = None                     # bumped days still of the old scorer version
 
 
 @dataclass
@@ -415,6 +418,33 @@ class Soak:
             self.bumped_days.append(key)
         self.events.append(f"scorer version bump: {self.bumped_days} marked as signal-checks/0")
 
+    REFIT_STEPS = ("hybrid_recommender", "recommender_evaluation")
+
+    def _refit_steps(self, night: Night) -> None:
+        """Seconds of each refit step in the night's runs (STEP_SUCCESS durations)."""
+        import dagster as dg
+
+        for run_id, what, _status in night.runs:
+            for e in self._instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS):
+                if e.step_key in self.REFIT_STEPS:
+                    night.steps[f"{what}:{e.step_key}"] = e.dagster_event.event_specific_data.duration_ms / 1000
+
+    def ledger_counts(self) -> dict[str, int]:
+        """Counts of the ledger: ingested, placed (rows in songs partitions), scored, unscored with a
+        reason, and lost (ingested but in no partition, or neither scored nor given a reason)."""
+        led = self.ledger()
+        ended = led["scored"] | set(led["unscored_with_reason"])
+        lost = (led["ingested"] - set(led["placed"])) | (led["ingested"] - ended)
+        return {"ingested": len(led["ingested"]), "placed": len(led["placed"]), "scored": len(led["scored"]),
+                "unscored_with_reason": len(led["unscored_with_reason"]), "lost": len(lost),
+                "placed_twice": len(led["placed"]) - len(set(led["placed"]))}
+
+    def _stale_partitions(self) -> int | None:
+        if not self.bumped_days:
+            return None
+        versions = self.checks_versions()
+        return sum("signal-checks/0" in versions.get(day, set()) for day in self.bumped_days)
+
     def _recommendation_rows(self) -> int:
         from sunorecsys.warehouse.parquet import read_table
 
@@ -461,11 +491,18 @@ class Soak:
                                str(self._instance.get_run_by_id(final).status.value)))
             night.recommendations = self._recommendation_rows()
             night.seconds = time.monotonic() - started
+            self._refit_steps(night)
+            if self.processed_exists():
+                night.counts = self.ledger_counts()
+            night.stale_partitions = self._stale_partitions()
             self.nights.append(night)
             if on_night is not None:
                 on_night(night)
 
     # -- the verdict --
+    def processed_exists(self) -> bool:
+        return (self.deployment.data / "processed" / "songs.parquet").exists()
+
     def ledger(self) -> dict:
         """Ingested ids, ids in songs partitions, scored ids and unscored ids with their reasons."""
         from sunorecsys.warehouse.parquet import read_table

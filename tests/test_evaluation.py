@@ -136,3 +136,23 @@ def test_the_asset_check_warns_when_the_fusion_loses_to_a_bare_baseline(pipeline
     assert row["fusion_loses"] and row["ci_high"] < 0
     result = fusion_vs_baselines(report.comparisons)
     assert not result.passed and "loses" in result.description and row["best_baseline"] in result.description
+
+
+def test_a_bounded_sample_of_listeners_is_judged_and_said_so(pipeline, report):
+    # every eligible listener judged (the sample catalogue has fewer than DEFAULT_MAX_USERS)
+    full = report.tables["leave_last_k"]
+    assert (full["users"] == full["eligible_users"]).all()
+    sampled = evaluate_recommender(pipeline.songs, pipeline.interactions, pipeline.quality,
+                                   protocols=("leave_last_k",), thresholds=(0.4,), max_users=20)
+    table = sampled.tables["leave_last_k"]
+    assert (table["users"] == 20).all()
+    assert (table["eligible_users"] == full["eligible_users"].iloc[0]).all()
+    assert sampled.details["judged_users"]["leave_last_k"] == {"judged": 20,
+                                                               "eligible": int(full["eligible_users"].iloc[0])}
+    # the bare baselines and the paired interval are still reported, on the sampled listeners
+    assert table["variant"].str.startswith("bare").sum() >= 2
+    row = sampled.comparisons.iloc[0]
+    assert row["users"] == 20 and row["ci_low"] <= row["difference"] <= row["ci_high"]
+    # the sweep at the model's own threshold is the filtered fusion's row (asked once, same lists)
+    fused = table[(table["variant"] == "fusion") & table["quality_filter"]].iloc[0]
+    assert sampled.sweep.iloc[0]["ndcg@10"] == fused["ndcg@10"]

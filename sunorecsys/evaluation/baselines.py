@@ -70,7 +70,15 @@ def als_baseline(factors: int = 64, iterations: int = 15, random_state: int = 7)
 
 
 class EaseBaseline:
-    """EASE over every item (binary, closed form, ``l2`` = lambda)."""
+    """EASE over every item (binary, closed form, ``l2`` = lambda).
+
+    Solved over the listened items only: an item nobody listened to has an all-zero column in X, so
+    its row and column of X^T X + lambda I are zero but for lambda on the diagonal; the inverse is
+    block diagonal and every EASE weight to or from that item is exactly 0. Solving the listened
+    block alone gives the same weights (up to rounding) at a fraction of the n^3 cost and n^2
+    memory: a 20,000-song catalogue with 90 listened songs took minutes and ~10 GB solved whole.
+    Scores of the unlistened items stay 0, as in the full solve.
+    """
 
     def __init__(self, l2: float = 200.0) -> None:
         self.l2 = l2
@@ -78,16 +86,18 @@ class EaseBaseline:
 
     def fit(self, user_items: sp.csr_matrix) -> EaseBaseline:
         self.user_items_ = sp.csr_matrix(user_items, dtype=np.float32)
-        self.weights_ = ease_weights(self.user_items_, self.l2)
+        self.warm_ = np.flatnonzero(np.bincount(self.user_items_.indices, minlength=self.user_items_.shape[1]) > 0)
+        self.weights_ = ease_weights(self.user_items_[:, self.warm_], self.l2)
         return self
 
     def _top(self, rows: sp.csr_matrix, n: int) -> list[np.ndarray]:
         binary = rows.copy()
         binary.data[:] = 1.0
-        scores = np.asarray(binary @ self.weights_)
+        warm_scores = np.asarray(binary[:, self.warm_] @ self.weights_)
         out = []
-        for i in range(scores.shape[0]):
-            s = scores[i]
+        for i in range(rows.shape[0]):
+            s = np.zeros(rows.shape[1], np.float32)   # one row at a time: users x catalogue stays unbuilt
+            s[self.warm_] = warm_scores[i]
             s[rows.indices[rows.indptr[i]:rows.indptr[i + 1]]] = -np.inf
             top = np.argpartition(-s, n - 1)[:n]
             out.append(top[np.argsort(-s[top], kind="stable")].astype(np.int64))

@@ -43,6 +43,10 @@ from sunorecsys.recommenders.fusion import CHANNEL_NAMES
 DEFAULT_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PROTOCOLS = ("temporal", "leave_last_k")
 EASE_MAX_ITEMS = 10_000   # EASE's dense solve beyond this many listened songs is left out (minutes, GBs)
+# Judged listeners per protocol: a reproducible random sample above this. Each listener costs ~16
+# recommend() calls (every variant and threshold); the paired bootstrap interval of the fusion
+# against the best baseline is computed on the sample, so it states the sampling error too.
+DEFAULT_MAX_USERS = 1000
 
 
 @dataclass
@@ -115,12 +119,20 @@ def baseline_lists(model, users: list[str], k: int) -> dict[str, dict[str, list[
 
 def evaluate_fitted(model, relevant: dict[str, set[str]], *, k: int = 10, thresholds=DEFAULT_THRESHOLDS,
                     damaged: set[str] | None = None, baselines: bool = True,
-                    per_user: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    per_user: dict | None = None, max_users: int | None = None,
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table of variants (bare baselines first) and threshold sweep for a model fitted on the training log.
 
     ``per_user`` (a dict, filled when given): variant name -> per-user NDCG@k array (users sorted).
+    ``max_users``: judge a random sample of that many of the eligible listeners (``seed``; None =
+    all); the table's ``users`` is the number judged, ``eligible_users`` the number there were.
     """
-    users = sorted(u for u in relevant if model.users_.get_indexer([u])[0] >= 0)
+    known = model.users_.get_indexer(list(relevant)) >= 0
+    users = sorted(u for u, ok in zip(relevant, known) if ok)
+    eligible = len(users)
+    if max_users is not None and len(users) > max_users:
+        rng = np.random.default_rng(seed)
+        users = sorted(rng.choice(np.asarray(users, dtype=object), size=max_users, replace=False).tolist())
     catalogue = model.songs_.ids.astype(str).tolist()
     quality = model.quality_filter_.scores_
     threshold = model.quality_threshold
@@ -145,14 +157,18 @@ def evaluate_fitted(model, relevant: dict[str, set[str]], *, k: int = 10, thresh
         key = "item_content_weight" if channel == "content" else f"{channel}_weight"
         add(channel, run_variant(model.with_settings(**{**zero, key: 1.0}), users, k), model.use_quality_filter)
     add("fusion", run_variant(model.with_settings(use_quality_filter=False), users, k), False)
-    add("fusion", run_variant(model.with_settings(use_quality_filter=True), users, k), True)
+    filtered = run_variant(model.with_settings(use_quality_filter=True), users, k)
+    add("fusion", filtered, True)
     table = pd.DataFrame(rows)
     table.insert(2, "users", len(users))
+    table.insert(3, "eligible_users", eligible)
 
     sweep_rows = []
     for t in thresholds:
-        variant = model.with_settings(use_quality_filter=True, quality_threshold=float(t))
-        lists = run_variant(variant, users, k)
+        if float(t) == float(model.quality_threshold):
+            lists = filtered   # the same settings as the fusion row above: not asked twice
+        else:
+            lists = run_variant(model.with_settings(use_quality_filter=True, quality_threshold=float(t)), users, k)
         sweep_rows.append({"quality_threshold": float(t),
                            **score_lists(lists, relevant, k=k, catalogue=catalogue, quality=quality,
                                          threshold=threshold, damaged=damaged)})
@@ -178,13 +194,17 @@ def evaluate_recommender(songs_df: pd.DataFrame, interactions: pd.DataFrame, qua
                          test_fraction: float = 0.2, split_time=None, thresholds=DEFAULT_THRESHOLDS,
                          params: dict | None = None, damaged_song_ids=None,
                          plot_path: str | os.PathLike | None = None, protocols=PROTOCOLS,
-                         leave_k: int = 5, min_train: int = 3, baselines: bool = True) -> EvaluationReport:
+                         leave_k: int = 5, min_train: int = 3, baselines: bool = True,
+                         max_users: int | None = DEFAULT_MAX_USERS) -> EvaluationReport:
     """Fit a ``HybridRecommender(**params)`` per protocol on its training log and score the held-out songs.
 
     ``quality_scores``: DataFrame (``song_id, quality_score``) or mapping, and/or a guide-format
     ``quality_scores_file``. ``damaged_song_ids`` (ground truth, optional) adds ``share_damaged``.
     ``plot_path`` set -> the trade-off plot is written there (PNG). ``report.table`` is the first
-    protocol's table (temporal by default), ``report.tables`` every protocol's.
+    protocol's table (temporal by default), ``report.tables`` every protocol's. ``max_users``
+    bounds the judged listeners per protocol (a seeded random sample; None = every one): the cost of
+    an evaluation stays bounded as the log grows, and ``details["judged_users"]`` says how many of
+    how many were judged.
     """
     from sunorecsys.evaluation.protocols import leave_last_k
     from sunorecsys.recommenders.hybrid import HybridRecommender
@@ -209,7 +229,10 @@ def evaluate_recommender(songs_df: pd.DataFrame, interactions: pd.DataFrame, qua
                                                         interactions=train, quality_scores=quality_scores)
         per_user: dict[str, np.ndarray] = {}
         table, sweep = evaluate_fitted(model, relevant, k=k, thresholds=thresholds, damaged=damaged,
-                                       baselines=baselines, per_user=per_user)
+                                       baselines=baselines, per_user=per_user, max_users=max_users)
+        if len(table):
+            details.setdefault("judged_users", {})[protocol] = {
+                "judged": int(table["users"].iloc[0]), "eligible": int(table["eligible_users"].iloc[0])}
         table.insert(0, "protocol", protocol)
         tables[protocol], sweeps[protocol] = table, sweep
         comparisons.append(compare_to_baselines(protocol, per_user, k))

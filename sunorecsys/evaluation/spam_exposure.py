@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sunorecsys.recommenders.batch import recommend_seeds
+
 
 def spam_exposure(model, seed_song_ids: list[str] | None = None, user_ids: list[str] | None = None,
                   k: int = 10) -> dict:
@@ -19,10 +21,12 @@ def spam_exposure(model, seed_song_ids: list[str] | None = None, user_ids: list[
     unfiltered = model.with_settings(spam_policy="keep")
     ids = model.songs_.ids.astype(str)
     is_flagged = dict(zip(ids, flagged))
-    shown = []
-    queries = [{"song_ids": [s]} for s in (seed_song_ids or [])] + [{"user_id": u} for u in (user_ids or [])]
-    for query in queries:
-        shown += [r["song_id"] for r in unfiltered.recommend(n=k, **query)]
+    seeds = [str(s) for s in (seed_song_ids or [])]
+    # seed queries in blocks (the same lists as one recommend() each); listeners one by one
+    shown = recommend_seeds(unfiltered, seeds, k)["song_id"].tolist() if seeds else []
+    queries = [{"song_ids": [s]} for s in seeds] + [{"user_id": u} for u in (user_ids or [])]
+    for user in user_ids or []:
+        shown += [r["song_id"] for r in unfiltered.recommend(n=k, user_id=user)]
     hits = [s for s in shown if is_flagged.get(s, False)]
     return {"lists": len(queries), "recommendations": len(shown), "flagged_recommendations": len(hits),
             "flagged_songs": len(set(hits)), "share": round(len(hits) / len(shown), 4) if shown else 0.0}
