@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from sunorecsys.recommenders.base import NeighbourChannel, best_of, sparse_row_sum
-from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, exposure_factor, passes_quality
+from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, passes_quality, pooled_scores
 from sunorecsys.recommenders.text_index import TextSimilarityChannel
 from sunorecsys.recommenders.user import UserChannel
 
@@ -250,23 +250,10 @@ def _fuse_block(model, lists: dict[str, _Lists], fallback: _Lists, weights: dict
     all_idx = np.concatenate(idx_parts)
     pool_key, inv = np.unique(all_q * n_songs + all_idx, return_inverse=True)
     pool_q, pool = pool_key // n_songs, pool_key % n_songs
-    score = np.bincount(inv, weights=np.concatenate(val_parts), minlength=len(pool_key))
-    if cold is not None and cold_scale > 0:
-        text = np.zeros(len(pool_key), np.float64)
-        offset = 0
-        for bits_part, norm in zip(bit_parts, norm_parts):
-            if CHANNEL_NAMES[int(bits_part[0])] in TEXT_CHANNELS:
-                text += np.bincount(inv[offset:offset + len(norm)], weights=norm, minlength=len(pool_key))
-            offset += len(norm)
-        floor = cold_scale * text_weight * text / len(TEXT_CHANNELS)
-        score = np.where(cold[pool], np.maximum(score, floor), score)
-    q_weight = float(weights.get("quality", 0.0))
-    if q_weight > 0:
-        score = score + q_weight * model.quality_.votes(pool)
-    if exposure > 0 and popularity is not None:
-        score = score * exposure_factor(popularity[pool], exposure)
-    bits = np.zeros(len(pool_key), np.int64)
-    np.bitwise_or.at(bits, inv, np.left_shift(1, np.concatenate(bit_parts)))
+    score, bits = pooled_scores(pool, inv, val_parts, norm_parts, bit_parts,
+                                q_weight=float(weights.get("quality", 0.0)), text_weight=text_weight,
+                                cold=cold, cold_scale=cold_scale, quality_votes=model.quality_.votes,
+                                popularity=popularity, exposure=exposure)
     keep = ~excluded[pool] & (pool != seeds[pool_q])
 
     # top-up from the quality channel's ranking, after every real match (seeds with a list only)

@@ -89,6 +89,36 @@ def exposure_factor(listeners: np.ndarray, exposure: float) -> np.ndarray:
     return np.power(1.0 + np.asarray(listeners, np.float64), -float(exposure))
 
 
+def pooled_scores(pool: np.ndarray, inv: np.ndarray, val_parts: list, norm_parts: list, bit_parts: list, *,
+                  q_weight: float, text_weight: float, cold: np.ndarray | None, cold_scale: float,
+                  quality_votes, popularity: np.ndarray | None, exposure: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fused score and channel bits of every pooled candidate (steps 2-4 of ``fuse``).
+
+    ``pool``: the song of each pooled candidate; ``inv``: the pooled position of every element of
+    the concatenated channel parts (``val_parts``: weighted rank scores, ``norm_parts``: rank
+    scores, ``bit_parts``: the channel's bit). Shared by ``fuse`` (one query) and the batched
+    seed recommendations (a pool per query), so that both do the same arithmetic in the same order.
+    """
+    n_pool = len(pool)
+    score = np.bincount(inv, weights=np.concatenate(val_parts), minlength=n_pool)
+    if cold is not None and cold_scale > 0:
+        text = np.zeros(n_pool, np.float64)
+        offset = 0
+        for bits_part, norm in zip(bit_parts, norm_parts):
+            if CHANNEL_NAMES[int(bits_part[0])] in TEXT_CHANNELS:
+                text += np.bincount(inv[offset:offset + len(norm)], weights=norm, minlength=n_pool)
+            offset += len(norm)
+        floor = cold_scale * text_weight * text / len(TEXT_CHANNELS)
+        score = np.where(cold[pool], np.maximum(score, floor), score)
+    if q_weight > 0:
+        score = score + q_weight * quality_votes(pool)
+    if exposure > 0 and popularity is not None:
+        score = score * exposure_factor(popularity[pool], exposure)
+    bits = np.zeros(n_pool, np.int64)
+    np.bitwise_or.at(bits, inv, np.left_shift(1, np.concatenate(bit_parts)))
+    return score, bits
+
+
 def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np.ndarray,
          quality_votes, creators: np.ndarray, exclude: np.ndarray, rules: FusionRules, n: int,
          fallback: Candidates | None = None, cold: np.ndarray | None = None, cold_scale: float = 0.0,
@@ -131,22 +161,9 @@ def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np
         return []
     all_idx = np.concatenate(idx_parts)
     pool, inv = np.unique(all_idx, return_inverse=True)
-    score = np.bincount(inv, weights=np.concatenate(val_parts), minlength=len(pool))
-    if cold is not None and cold_scale > 0:
-        text = np.zeros(len(pool), np.float64)
-        offset = 0
-        for bits_part, norm in zip(bit_parts, norm_parts):
-            if CHANNEL_NAMES[int(bits_part[0])] in TEXT_CHANNELS:
-                text += np.bincount(inv[offset:offset + len(norm)], weights=norm, minlength=len(pool))
-            offset += len(norm)
-        floor = cold_scale * text_weight * text / len(TEXT_CHANNELS)
-        score = np.where(cold[pool], np.maximum(score, floor), score)
-    if q_weight > 0:
-        score = score + q_weight * quality_votes(pool)
-    if exposure > 0 and popularity is not None:
-        score = score * exposure_factor(popularity[pool], exposure)
-    bits = np.zeros(len(pool), np.int64)
-    np.bitwise_or.at(bits, inv, np.left_shift(1, np.concatenate(bit_parts)))
+    score, bits = pooled_scores(pool, inv, val_parts, norm_parts, bit_parts, q_weight=q_weight,
+                                text_weight=text_weight, cold=cold, cold_scale=cold_scale,
+                                quality_votes=quality_votes, popularity=popularity, exposure=exposure)
     per_channel = {}
     for bits_part, norm, idx in zip(bit_parts, norm_parts, idx_parts):
         name = CHANNEL_NAMES[int(bits_part[0])]
