@@ -78,11 +78,7 @@ def _text_lists(channel: TextSimilarityChannel, seeds: np.ndarray, n: int, exclu
     queries: list[tuple[np.ndarray, np.ndarray]] = []
     query_of_seed = np.empty(len(seeds), np.int64)
     for q, s in enumerate(seeds):
-        terms, weights = sparse_row_sum(channel.matrix_, np.asarray([s], np.int64), None)
-        if len(terms) > channel.query_terms:
-            keep = np.argpartition(-weights, channel.query_terms - 1)[: channel.query_terms]
-            terms, weights = terms[keep], weights[keep]
-        weights = weights / max(1.0, 1e-9)  # one seed: the total weight is 1.0
+        terms, weights = channel.query(np.asarray([s], np.int64))
         key = terms.astype(np.int64).tobytes() + b"|" + weights.astype(np.float32).tobytes()
         if key not in distinct:
             distinct[key] = len(queries)

@@ -148,13 +148,17 @@ class TextSimilarityChannel:
                    user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
         if len(seed_idx) == 0 or self.matrix_.shape[1] == 0:
             return Candidates.empty()
+        cols, vals = sparse_row_sum(self.postings_, *self.query(seed_idx, seed_weights))
+        return best_of(cols, vals, n, exclude)
+
+    def query(self, seed_idx: np.ndarray, seed_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The seeds' query: their strongest ``query_terms`` terms and weights, divided by the seeds' total weight."""
         terms, weights = sparse_row_sum(self.matrix_, np.asarray(seed_idx, np.int64), seed_weights)
         if len(terms) > self.query_terms:
             keep = np.argpartition(-weights, self.query_terms - 1)[: self.query_terms]
             terms, weights = terms[keep], weights[keep]
         total = float(np.sum(seed_weights)) if seed_weights is not None else float(len(seed_idx))
-        cols, vals = sparse_row_sum(self.postings_, terms, weights / max(total, 1e-9))
-        return best_of(cols, vals, n, exclude)
+        return terms, weights / max(total, 1e-9)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return csr_to_arrays("tfidf", self.matrix_)
