@@ -520,8 +520,8 @@ def _start_pool(workers: int, memory_limit_mb: int | None) -> Iterator[ProcessPo
         with _bare_main():
             # The executor starts one process per submit until it has ``workers`` (all of them
             # in this thread, here): none is started later, when __main__ is back.
-            ready = [pool.submit(_worker_ready) for _ in range(workers)]
-        del ready  # not waited for: the real tasks queue behind them
+            for _ in range(workers):
+                pool.submit(_worker_ready)  # not waited for: the real tasks queue behind them
         yield pool
 
 
