@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from sunorecsys.machine import available_cores
+
 # Dagster, pandas and the code location are imported inside the functions: the signal checks' spawned
 # workers import this module again as their "__mp_main__" (multiprocessing's safe-import rule), and
 # `python -m sunorecsys_pipeline.demo --help` should not wait for Dagster either.
@@ -42,14 +44,6 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def _cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
     """Make sure a catalogue is in ``data/raw``; returns ``finish()``, which waits for its audio.
 
@@ -66,7 +60,7 @@ def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
     from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue "
-          f"(its audio on {_cores()} threads, beside the ingestion run) ...")
+          f"(its audio on {available_cores()} threads, beside the ingestion run) ...")
     written = threading.Event()
     outcome: dict = {}
 
@@ -185,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources = default_resources()
     # The sample ships its audio; never reach for audio_url unless asked (the demo may be offline).
     fetch = os.environ.get("SUNORECSYS_FETCH_AUDIO", "0").strip().lower() not in {"0", "false", "no", "off"}
-    resources["audio_checks_settings"] = AudioChecksResource(workers=_cores(), fetch_audio=fetch)
+    resources["audio_checks_settings"] = AudioChecksResource(workers=available_cores(), fetch_audio=fetch)
     with_flamingo = resources["flamingo"].weights_available()
     with_audiobox = resources["audiobox"].weights_available()
     for name, present, variable in (("Music Flamingo", with_flamingo, "SUNORECSYS_FLAMINGO_MODEL"),

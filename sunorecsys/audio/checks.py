@@ -73,6 +73,7 @@ from sunorecsys.audio.errors import UNAVAILABLE_REASONS, AudioUnavailable
 from sunorecsys.audio.levels import LevelMeter
 from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
+from sunorecsys.machine import available_cores
 from sunorecsys.paths import DataPaths
 
 # /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
@@ -362,10 +363,7 @@ def analysis_rate(native_rate: int) -> int:
 
 def default_workers() -> int:
     """Worker processes by default: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 def _integrity(decoded, metadata_duration: float | None, reasons: list[str]) -> tuple[str, bool]:

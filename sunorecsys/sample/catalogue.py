@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sunorecsys.machine import available_cores
 from sunorecsys.paths import DataPaths
 from sunorecsys.sample import text
 from sunorecsys.sample.audio import (
@@ -83,14 +84,6 @@ class SampleCatalogue:
                 f"damaged (ground truth, never read by the pipeline): {damage} -> {self.ground_truth_file}\n"
                 f"listening log: {self.n_events} events from {self.n_users} users -> {self.interactions_file}\n"
                 f"generated in {self.seconds:.1f} s")
-
-
-def _cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _iso_z(moment: datetime) -> str:
@@ -266,7 +259,7 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
     and the listening log are made (the catalogue does not depend on them): a caller may ingest it
     meanwhile, as ``make demo`` does.
     """
-    workers = workers if workers is not None else _cores()
+    workers = workers if workers is not None else available_cores()
     started = time.perf_counter()
     if n_songs < 1 or days < 1:
         raise ValueError("n_songs and days must be at least 1")
