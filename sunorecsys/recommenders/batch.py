@@ -7,7 +7,9 @@ same steps run for a block of seeds together:
 
 * the exclusion set of a seed (itself and, under the "exclude" spam policy, every flagged song) is
   a boolean mask built once, not a sorted union per query;
-* the text channels' posting sums run compiled (numba), once per distinct query text;
+* the text channels' posting sums run compiled (numba), once per distinct query text (the lists
+  of 3,000 seeds at 20,000 songs: 2.0x less CPU for the content channel and 2.5x for the prompt
+  channel than ``base.sparse_row_sum`` over the same distinct queries, equal output);
 * the fusion (``fusion.fuse``: rank scores, merge, cold-song text floor, quality vote, exposure,
   exclusion, top-up, quality rules, creator cap, tie-break) runs on long (seed, song) arrays.
 
