@@ -77,7 +77,7 @@ def test_the_fitted_recommender_learns_beta_on_validation_and_saves_the_channel(
     songs, events, _ = movielens_slice
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = HybridRecommender().fit(songs, interactions=events)
+        model = HybridRecommender(rp3_weight=None).fit(songs, interactions=events)   # off by default
     fusion = model.fit_stats_["fusion"]
     assert fusion["rp3_beta"] in BETA_GRID and model.rp3_.beta == fusion["rp3_beta"]
     assert set(fusion["rp3_table"]) == {str(b) for b in BETA_GRID}
@@ -97,6 +97,7 @@ def test_the_fitted_recommender_learns_beta_on_validation_and_saves_the_channel(
     rows = only.recommend(song_ids=["m50"], n=5)
     assert [r["song_id"] for r in rows] == list(model.songs_.ids[cand.idx[:5]])
     assert all(r["channels"] == ["rp3"] for r in rows)
+    assert not hasattr(HybridRecommender().fit(songs, interactions=events), "rp3_")
     # saved and loaded: the same matrix, the same lists, and the batched rows equal recommend()
     model.save(tmp_path / "model")
     loaded = HybridRecommender.load(tmp_path / "model")
