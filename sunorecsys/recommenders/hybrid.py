@@ -490,8 +490,9 @@ class HybridRecommender:
         betas = (None,)
         if hasattr(probe, "rp3_"):
             betas = BETA_GRID if "beta" not in (self.rp3_params or {}) else (float(self.rp3_params["beta"]),)
-        warm = int((probe.user_.popularity_ > 0).sum())
-        rp3_fits: dict = {}
+        warm = int((np.bincount(split.train.indices, minlength=split.train.shape[1]) > 0).sum())
+        # the probe's own RP3beta (fitted at the class default or a given beta) is one of the variants
+        rp3_fits: dict = {probe.rp3_.beta: probe.rp3_} if hasattr(probe, "rp3_") else {}
 
         def source_of(alpha: float, beta: float | None):
             """The probe with hubness ``alpha`` on its neighbour channels and RP3beta fitted at ``beta``."""
