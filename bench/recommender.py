@@ -96,17 +96,20 @@ def main() -> int:
     ap.add_argument("--als-pool", type=int, default=50_000, help="warm songs ALS ranks within")
     ap.add_argument("--max-postings", type=int, default=2000, help="static pruning of text posting lists")
     ap.add_argument("--save", default=None, help="also time save/load into this directory")
+    ap.add_argument("--rp3", action="store_true", help="with the opt-in RP3beta channel (rp3_weight learned)")
     args = ap.parse_args()
 
     from sunorecsys.recommenders.hybrid import HybridRecommender
 
-    print(f"# bench/recommender.py  songs={args.songs:,} events={args.events:,} cores={os.cpu_count()}")
+    print(f"# bench/recommender.py  songs={args.songs:,} events={args.events:,} cores={os.cpu_count()}"
+          f"{'  with the RP3beta channel' if args.rp3 else ''}")
     t = time.perf_counter()
     songs, interactions, quality = synthetic_catalogue(args.songs, args.events)
     print(f"generate:            {time.perf_counter() - t:8.1f} s   (peak RSS so far {peak_rss_gb():.2f} GB)")
 
     text = {"query_terms": 24, "max_postings": args.max_postings, "min_df": 2}
-    model = HybridRecommender(user_params={"pool_size": args.als_pool}, content_params=text, prompt_params=text)
+    model = HybridRecommender(user_params={"pool_size": args.als_pool}, content_params=text, prompt_params=text,
+                              **({"rp3_weight": None} if args.rp3 else {}))
     t, cpu = time.perf_counter(), time.process_time()
     model.fit(songs, interactions=interactions, quality_scores=quality)
     fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - cpu

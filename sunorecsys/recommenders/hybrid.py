@@ -46,6 +46,7 @@ from sunorecsys.recommenders.listening_log import build_user_items
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.random_walk import BETA_GRID, RP3betaChannel
 from sunorecsys.recommenders.sequence import SequenceChannel, near_counts
 from sunorecsys.recommenders.spam_policy import (
     check_spam_policy,
@@ -77,15 +78,16 @@ def read_default_interactions() -> pd.DataFrame | None:
 
 WEIGHT_PARAMS = {"item_cf": "item_cf_weight", "content": "item_content_weight", "prompt": "prompt_weight",
                  "user": "user_weight", "quality": "quality_weight", "ease": "ease_weight",
-                 "sequence": "sequence_weight"}
+                 "sequence": "sequence_weight", "rp3": "rp3_weight"}
 GUIDE_CHANNELS = ("item_cf", "content", "prompt", "user", "quality")
-LOG_CHANNELS = ("item_cf", "user", "ease", "sequence")
-QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease", "sequence")
+LOG_CHANNELS = ("item_cf", "user", "ease", "sequence", "rp3")
+QUERY_CHANNELS = ("item_cf", "content", "prompt", "user", "ease", "sequence", "rp3")
 # channels beyond the guide's five: off when all five guide weights are given (the guide's fusion, exactly)
-EXTRA_CHANNELS = ("ease", "sequence")
+EXTRA_CHANNELS = ("ease", "sequence", "rp3")
 # Used when the log is too small to learn from (fewer than MIN_VALIDATION_USERS listeners to hold
 # out): text carries most, since co-listening on a handful of listeners is mostly noise.
-PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2, "sequence": 0.2}
+PRIOR_WEIGHTS = {"item_cf": 0.2, "content": 0.5, "prompt": 0.2, "user": 0.2, "quality": 0.1, "ease": 0.2, "sequence": 0.2,
+                 "rp3": 0.2}
 DEFAULT_COLD_SCALE = 0.5
 MIN_VALIDATION_USERS = 5
 SEED_QUERY_MAX = 5        # validation seed queries use the listener's 1-5 newest songs
@@ -94,6 +96,8 @@ HALF_LIFE_USERS = 200
 # this tolerance; on its test users it traded seed-query coverage (0.479 -> 0.429) for NDCG@10
 COVERAGE_TOL = 0.02
 HUB_CHANNELS = ("item_cf", "sequence")   # neighbour channels whose scores hubness reduction rescales
+# channels whose lists change with a coverage knob (hubness alpha, RP3beta's beta): asked per variant
+VARIANT_CHANNELS = (*HUB_CHANNELS, "rp3")
 VALIDATION_DEPTH = 50     # candidates per channel in validation (a top 10 rarely comes from deeper)     # listeners on which the history half-life is picked
 
 
@@ -119,6 +123,13 @@ class HybridRecommender:
     validation noise and learning it doubles the validation fit). Learned, they are the pair with
     the widest validation coverage@10 whose NDCG@10 stays within ``exposure_budget`` (relative) of
     the fusion without either, and never below the best single channel.
+
+    ``rp3_weight``: the RP3beta channel (``random_walk.py``), off by default (0.0); None = learned,
+    its beta picked on the validation split among ``random_walk.BETA_GRID`` (widest coverage within
+    the same budget). On MovieLens-100K leave-last-10 it lifted seed-query NDCG@10 but, with the
+    budget relative to that higher fusion, the learned discount shrank and validation coverage@10
+    of seed queries fell (0.525 -> 0.489; test 0.479 -> 0.419): it does not widen the catalogue
+    shown at equal accuracy there, so it stays opt-in (``bench/recommender_real.py --frontier``).
     """
 
     def __init__(self, item_cf_weight: float | None = None, item_content_weight: float | None = None,
@@ -132,7 +143,8 @@ class HybridRecommender:
                  history_half_life: float | str | None = "learned", validation_users: int = 1000,
                  random_state: int = 0, spam_policy: str = "exclude", sequence_weight: float | None = None,
                  sequence_params: dict | None = None, exposure: float | str = "learned",
-                 exposure_budget: float = 0.02, hubness: float | str = 0.0) -> None:
+                 exposure_budget: float = 0.02, hubness: float | str = 0.0, rp3_weight: float | None = 0.0,
+                 rp3_params: dict | None = None) -> None:
         self.item_cf_weight = item_cf_weight
         self.item_content_weight = item_content_weight
         self.prompt_weight = prompt_weight
@@ -159,6 +171,8 @@ class HybridRecommender:
         self.exposure = exposure
         self.exposure_budget = exposure_budget
         self.hubness = hubness
+        self.rp3_weight = rp3_weight
+        self.rp3_params = rp3_params
 
     # -- settings ---------------------------------------------------------------------------------
     def given_weights(self) -> dict[str, float | None]:
@@ -216,7 +230,7 @@ class HybridRecommender:
         hyper-parameters need a new ``fit``. A weight set to None falls back to the learned one.
         """
         fixed = {"item_cf_params", "content_params", "prompt_params", "user_params", "ease_params",
-                 "sequence_params", "validation_users", "random_state", "hubness"}
+                 "sequence_params", "validation_users", "random_state", "hubness", "rp3_params"}
         if fixed & set(params):
             raise ValueError(f"{sorted(fixed & set(params))} need a new fit")
         other = copy.copy(self)
@@ -299,6 +313,18 @@ class HybridRecommender:
     def _use_sequence(self) -> bool:
         return self.given_weights()["sequence"] != 0.0
 
+    def _use_rp3(self) -> bool:
+        return self.given_weights()["rp3"] != 0.0
+
+    def _rp3_params(self, warm: int, beta: float | None = None) -> dict:
+        """K by ``sizing.bm25_neighbours`` (the item CF rule: same kernel, same memory); beta as
+        given, else ``beta`` (a validation variant), else as learned on validation (else the class default)."""
+        params = {"neighbours": sizing.bm25_neighbours(warm), **(self.rp3_params or {})}
+        learned = getattr(self, "fusion_", {}).get("rp3_beta") if beta is None else beta
+        if "beta" not in (self.rp3_params or {}) and learned is not None:
+            params["beta"] = learned
+        return params
+
     def _sequence_params(self, pairs: int) -> dict:
         """Window by ``sizing``; the exponent as given, else as learned on validation (else the class default)."""
         params = {"window": sizing.sequence_window(pairs), **(self.sequence_params or {})}
@@ -345,6 +371,10 @@ class HybridRecommender:
             t = time.perf_counter()
             out["sequence"] = SequenceChannel(**self._sequence_params(matrix.nnz)).fit(matrix, times)
             timings["sequence"] = timings.get("sequence", 0.0) + time.perf_counter() - t
+        if self._use_rp3() and matrix.nnz:
+            t = time.perf_counter()
+            out["rp3"] = RP3betaChannel(**self._rp3_params(warm)).fit(matrix)
+            timings["rp3"] = timings.get("rp3", 0.0) + time.perf_counter() - t
         if alpha:
             for name in HUB_CHANNELS:
                 if name in out:
@@ -377,6 +407,9 @@ class HybridRecommender:
         if hasattr(self, "sequence_"):
             sizes.update({"sequence_window": self.sequence_.window,
                           "sequence_exponent": self.sequence_.popularity_exponent})
+        if hasattr(self, "rp3_"):
+            sizes.update({"rp3_neighbours": self.rp3_.neighbours, "rp3_alpha": self.rp3_.alpha,
+                          "rp3_beta": self.rp3_.beta})
         return sizes
 
     # -- fusion learning --------------------------------------------------------------------------
@@ -439,8 +472,8 @@ class HybridRecommender:
             best_hl = max(scores, key=lambda hl: (scores[hl], -(hl or 1e9)))
             learned["half_life_ndcg@10"] = {str(k): round(v, 5) for k, v in scores.items()}
         learned["half_life"] = best_hl
-        # the queries of both kinds; lists of the channels hubness leaves alone are asked once
-        hub_channels = [c for c in HUB_CHANNELS if c in channels]
+        # the queries of both kinds; lists of the channels no knob changes are asked once
+        hub_channels = [c for c in VARIANT_CHANNELS if c in channels]
         static = [c for c in channels if c not in hub_channels]
         queries = {"user": [(histories[g][: self.history_seeds],
                              sizing.recency_weights(min(len(histories[g]), self.history_seeds), best_hl),
@@ -454,72 +487,107 @@ class HybridRecommender:
             return build_features(lists, split.targets, channels, probe.cold_, votes, probe.tiebreak_,
                                   probe.user_.popularity_)
 
-        learned.update(self._learn_coverage_knobs(probe, features, fixed, fixed_quality))
+        betas = (None,)
+        if hasattr(probe, "rp3_"):
+            betas = BETA_GRID if "beta" not in (self.rp3_params or {}) else (float(self.rp3_params["beta"]),)
+        warm = int((np.bincount(split.train.indices, minlength=split.train.shape[1]) > 0).sum())
+        # the probe's own RP3beta (fitted at the class default or a given beta) is one of the variants
+        rp3_fits: dict = {probe.rp3_.beta: probe.rp3_} if hasattr(probe, "rp3_") else {}
+
+        def source_of(alpha: float, beta: float | None):
+            """The probe with hubness ``alpha`` on its neighbour channels and RP3beta fitted at ``beta``."""
+            source = self._with_hubness(probe, alpha)
+            if beta is not None:
+                if beta not in rp3_fits:
+                    rp3_fits[beta] = RP3betaChannel(**self._rp3_params(warm, beta)).fit(split.train)
+                source = copy.copy(source) if source is probe else source
+                source.rp3_ = rp3_fits[beta]
+            return source
+
+        learned.update(self._learn_coverage_knobs(source_of, betas, features, fixed, fixed_quality))
         # one cold scale for both kinds of query: the smaller keeps warm lists safest
         learned["cold_scale"] = min(learned["cold_scale_by_mode"].values())
         return learned
 
-    def _learn_coverage_knobs(self, probe, features, fixed, fixed_quality) -> dict:
-        """Weights per query kind, then the hubness alpha and the exposure discount (coverage under an accuracy budget).
+    def _learn_coverage_knobs(self, source_of, betas, features, fixed, fixed_quality) -> dict:
+        """Weights per query kind, then the coverage knobs: hubness alpha, RP3beta's beta, the exposure discount.
 
-        For each alpha (``HUBNESS_GRID`` if learned): the fusion's weights are learned on the
-        validation features of the hub-reduced channels; each query kind then takes the strongest
-        exposure discount whose NDCG@10 stays within ``exposure_budget`` of the plain fusion
-        (alpha 0, no discount) and at or above every single channel (plain or hub-reduced). A stronger
-        alpha replaces a weaker one only when it is feasible and its mean validation coverage@10 over
-        the two query kinds is wider by more than ``COVERAGE_TOL`` (relative). ``features(mode, source)`` gives the validation features of one
-        query kind asked of ``source`` (the probe or its hub-reduced copy). Returns the entries of
-        ``fit_stats_["fusion"]``.
+        Each variant (alpha in ``HUBNESS_GRID`` if learned, beta in ``betas``: ``random_walk.BETA_GRID``
+        unless given, (None,) without the RP3beta channel) is a probe whose neighbour channels are
+        changed accordingly (``source_of(alpha, beta)``); the fusion's weights are learned on its
+        validation features. Each query kind then takes the strongest exposure discount whose
+        NDCG@10 stays within ``exposure_budget`` of the reference (the best variant without hubness
+        and without discount) and at or above every single channel of the variant and of its
+        counterpart without hubness. The start is the
+        variant without hubness whose fusion is most accurate; another replaces it only when it is
+        feasible and its mean validation coverage@10 over the two query kinds is wider by more than
+        ``COVERAGE_TOL`` (relative). ``features(mode, source)`` gives the validation features of one
+        query kind asked of ``source``. Returns the entries of ``fit_stats_["fusion"]``.
         """
         n_songs = len(self.songs_)
         alphas = HUBNESS_GRID if self.hubness == "learned" else (float(self.hubness or 0.0),)
+        alphas = (0.0, *[a for a in alphas if a != 0.0]) if 0.0 in alphas else tuple(alphas)
         learn_exposure = self.exposure == "learned"
-        budget = self.exposure_budget if learn_exposure or self.hubness == "learned" else 0.0
+        budget = self.exposure_budget if learn_exposure or self.hubness == "learned" or len(betas) > 1 else 0.0
         reference, floor, trials = {}, {}, {}
-        for alpha in (0.0, *[a for a in alphas if a != 0.0]):
-            source = self._with_hubness(probe, alpha)
+        variants = [(a, b) for a in alphas for b in betas]
+        for variant in variants:
+            source = source_of(*variant)
             trial = {}
             for mode in ("user", "seeds"):
                 f = features(mode, source)
                 result = search_weights(f, fixed=fixed, fixed_quality=fixed_quality)
-                reference.setdefault(mode, result.ndcg)           # alpha 0 comes first
-                # the fused model may not lose to any channel it holds, nor to a plain one
-                floor[alpha, mode] = max(floor.get((0.0, mode), 0.0), max(result.single.values()))
+                if variant[0] == alphas[0]:
+                    reference[mode] = max(reference.get(mode, 0.0), result.ndcg)
+                # the fused model may not lose to any channel it holds, nor to one without hubness reduction
+                plain = floor.get((alphas[0], variant[1], mode), 0.0)       # alphas[0] comes first
+                floor[(*variant, mode)] = max(plain, max(result.single.values()))
                 trial[mode] = (f, result)
-            trials[alpha] = trial
+            trials[variant] = trial
         outcome = {}
-        for alpha in alphas:
+        for variant in variants:
             per_mode = {}
-            for mode, (f, result) in trials[alpha].items():
+            for mode, (f, result) in trials[variant].items():
                 w = np.array([result.weights.get(c, 0.0) for c in f.channels], np.float64)
                 if learn_exposure:
                     exp = search_exposure(f, result.weights, result.quality_weight, result.cold_scale, budget,
-                                          floor[alpha, mode], reference=reference[mode], n_songs=n_songs)
+                                          floor[(*variant, mode)], reference=reference[mode], n_songs=n_songs)
                 else:
                     e = self.exposure_for(mode)
                     value = ndcg(useful_rows(f), w, result.quality_weight, result.cold_scale, e)
-                    allowed = max((1.0 - budget) * reference[mode], floor[alpha, mode])
+                    allowed = max((1.0 - budget) * reference[mode], floor[(*variant, mode)])
                     cov = round(coverage(f, w, n_songs, result.quality_weight, result.cold_scale, e), 5)
                     key = str(e) if e else "0"              # the tables' key of no discount is "0"
                     exp = LearnedExposure(e, round(value, 5), {key: round(value, 5)}, {key: cov},
-                                          feasible=alpha == 0 or value >= allowed - 1e-12)
+                                          feasible=value >= allowed - 1e-12)
                 per_mode[mode] = (result, exp)
-            feasible = alpha == 0 or all(exp.feasible for _, exp in per_mode.values())
+            feasible = all(exp.feasible for _, exp in per_mode.values())
             mean_cov = float(np.mean([exp.coverage[str(exp.exposure) if exp.exposure else "0"]
                                       for _, exp in per_mode.values()]))
-            outcome[alpha] = (feasible, mean_cov, per_mode)
-        # a stronger alpha is kept only for a clear coverage gain (COVERAGE_TOL relative): on a few
-        # hundred validation queries a few songs more or less is noise, and alpha changes every list
-        best = alphas[0]
-        for alpha in alphas[1:]:
-            if outcome[alpha][0] and outcome[alpha][1] > outcome[best][1] * (1.0 + COVERAGE_TOL):
-                best = alpha
-        learned: dict = {"hubness": best, "weights": {}, "validation_ndcg@10": {}, "single_channel_ndcg@10": {},
+            outcome[variant] = (feasible, mean_cov, per_mode)
+        # the start: no hubness, the most accurate beta (mean plain validation NDCG@10 of both kinds);
+        # it stands even when nothing fits the budget (it is the reference itself)
+        start = max((v for v in variants if v[0] == alphas[0]),
+                    key=lambda v: (round(float(np.mean([r.ndcg for _, r in trials[v].values()])), 5),
+                                   -(v[1] or 0.0)))
+        # another variant is kept only for a clear coverage gain (COVERAGE_TOL relative): on a few
+        # hundred validation queries a few songs more or less is noise, and a knob changes every list
+        best = start
+        for variant in variants:
+            if variant != start and outcome[variant][0] and \
+                    outcome[variant][1] > outcome[best][1] * (1.0 + COVERAGE_TOL):
+                best = variant
+
+        def row(v):
+            return {"feasible": outcome[v][0] or v == start, "mean_coverage@10": round(outcome[v][1], 5),
+                    **{m: {"ndcg@10": exp.ndcg, "exposure": exp.exposure} for m, (_, exp) in outcome[v][2].items()}}
+
+        learned: dict = {"hubness": best[0], "weights": {}, "validation_ndcg@10": {}, "single_channel_ndcg@10": {},
                          "cold_scale_by_mode": {}, "validation_coverage@10": {},
-                         "hubness_table": {str(a): {"feasible": outcome[a][0], "mean_coverage@10": round(outcome[a][1], 5),
-                                                    **{m: {"ndcg@10": exp.ndcg, "exposure": exp.exposure}
-                                                       for m, (_, exp) in outcome[a][2].items()}}
-                                           for a in alphas}}
+                         "hubness_table": {str(a): row((a, best[1])) for a in alphas}}
+        if best[1] is not None:
+            learned["rp3_beta"] = best[1]
+            learned["rp3_table"] = {str(b): row((best[0], b)) for b in betas}
         for mode, (result, exp) in outcome[best][2].items():
             learned["weights"][mode] = {**result.weights, "quality": result.quality_weight}
             learned["single_channel_ndcg@10"][mode] = result.single
@@ -530,7 +598,7 @@ class HybridRecommender:
                 learned.setdefault("exposure", {})[mode] = exp.exposure
                 learned.setdefault("exposure_ndcg@10", {})[mode] = exp.by_exposure
                 learned.setdefault("exposure_coverage@10", {})[mode] = exp.coverage
-        learned["accuracy_floor_ndcg@10"] = {m: round(v, 5) for (a, m), v in floor.items() if a == best}
+        learned["accuracy_floor_ndcg@10"] = {m: round(floor[(*best, m)], 5) for m in ("user", "seeds")}
         learned["budget_reference_ndcg@10"] = {m: round(v, 5) for m, v in reference.items()}
         return learned
 

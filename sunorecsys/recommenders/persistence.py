@@ -44,6 +44,7 @@ from sunorecsys.recommenders.item_cf import ItemCFChannel
 from sunorecsys.recommenders.prompt_similarity import PromptChannel
 from sunorecsys.recommenders.quality_channel import QualityChannel
 from sunorecsys.recommenders.quality_filter import QualityFilter
+from sunorecsys.recommenders.random_walk import RP3betaChannel
 from sunorecsys.recommenders.sequence import SequenceChannel
 from sunorecsys.recommenders.user import UserChannel
 
@@ -53,7 +54,7 @@ MANIFEST_KEYS = {"format_version", "model", "versions", "params", "weights", "ch
                  "fitted_at", "data_fingerprint", "quality_scorer", "fusion", "files"}
 CHANNEL_CLASSES = {"item_cf": ItemCFChannel, "content": ContentChannel, "prompt": PromptChannel,
                    "user": UserChannel, "quality": QualityChannel, "ease": EaseChannel,
-                   "sequence": SequenceChannel}
+                   "sequence": SequenceChannel, "rp3": RP3betaChannel}
 MAX_MANIFEST_BYTES = 50_000_000
 
 
@@ -274,7 +275,7 @@ def _check_params(manifest: dict, model_class) -> dict:
 def _channel_arrays(name: str, arrays: dict, n_songs: int, n_users: int) -> None:
     """Checks of one channel's arrays against the catalogue (``n_songs``) and the listeners (``n_users``)."""
     f = f"{name}.npz"
-    if name in ("item_cf", "sequence"):
+    if name in ("item_cf", "sequence", "rp3"):
         _csr(arrays, f, "similarity", n_songs, n_songs)
     elif name in ("content", "prompt"):
         _csr(arrays, f, "tfidf", n_songs, None)
@@ -309,6 +310,7 @@ ARRAY_NAMES = {
              "creator_songs_data", "creator_songs_indices", "creator_songs_indptr", "creator_songs_shape"},
     "ease": {"pool", "weights", "l2"},
     "sequence": {"similarity_data", "similarity_indices", "similarity_indptr", "similarity_shape"},
+    "rp3": {"similarity_data", "similarity_indices", "similarity_indptr", "similarity_shape"},
 }
 
 
