@@ -176,3 +176,21 @@ def test_coverage_knobs_are_learned_on_validation_recorded_and_saved(tmp_path):
     assert loaded.hubness_alpha() == 0.25
     assert [r["song_id"] for r in loaded.recommend(song_ids=seeds, n=10)] == \
         [r["song_id"] for r in given.recommend(song_ids=seeds, n=10)]
+
+
+def test_rank_scores_share_mean_ranks_between_ties_and_rank_each_list_on_its_own():
+    """Ties share their mean rank (so no list's order of equal scores decides), and long arrays of
+    many lists (the batched recommendations) give each list the scores it gets alone."""
+    from sunorecsys.recommenders.fusion import rank_scores
+
+    scores = np.array([0.2, 0.9, 0.5, 0.9, 0.0])
+    expected_rank = np.array([3.0, 0.5, 2.0, 0.5, 4.0])  # the two 0.9s share ranks 0 and 1
+    assert np.allclose(rank_scores(scores), 1.0 / np.log2(2.0 + expected_rank))
+    assert rank_scores(np.array([])).dtype == np.float32
+
+    rng = np.random.default_rng(7)
+    query = rng.integers(0, 5, 400)
+    long_scores = rng.integers(0, 6, 400).astype(np.float64)
+    together = rank_scores(long_scores, query)
+    for q in range(5):
+        assert np.array_equal(together[query == q], rank_scores(long_scores[query == q]))

@@ -29,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from sunorecsys.recommenders.base import NeighbourChannel, best_of, sparse_row_sum
-from sunorecsys.recommenders.fusion import CHANNEL_NAMES, TEXT_CHANNELS, passes_quality, pooled_scores
+from sunorecsys.recommenders.fusion import (
+    CHANNEL_NAMES,
+    TEXT_CHANNELS,
+    passes_quality,
+    pooled_scores,
+    rank_scores,
+)
 from sunorecsys.recommenders.text_index import TextSimilarityChannel
 from sunorecsys.recommenders.user import UserChannel
 
@@ -177,27 +183,6 @@ def _exclusion_array(seed: int, flagged_idx: np.ndarray) -> np.ndarray:
     return np.insert(flagged_idx, at, seed)
 
 
-def _grouped_rank_scores(query: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``fusion.rank_scores`` of each query's list (lists given as long arrays)."""
-    if len(scores) == 0:
-        return np.empty(0, np.float32)
-    s = np.asarray(scores, np.float64)
-    order = np.lexsort((-s, query))
-    q_sorted, s_sorted = query[order], s[order]
-    first_of_query = np.concatenate([[True], q_sorted[1:] != q_sorted[:-1]])
-    new_run = first_of_query | np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
-    query_start = np.maximum.accumulate(np.where(first_of_query, np.arange(len(s)), 0))
-    position = np.arange(len(s)) - query_start
-    run_starts = np.flatnonzero(new_run)
-    run_ends = np.concatenate([run_starts[1:], [len(s)]])
-    run_of = np.cumsum(new_run) - 1
-    start_pos = position[run_starts]
-    end_pos = start_pos + (run_ends - run_starts)
-    rank = np.empty(len(s), np.float64)
-    rank[order] = ((start_pos + end_pos - 1) / 2.0)[run_of]
-    return (1.0 / np.log2(2.0 + rank)).astype(np.float32)
-
-
 def _cumcount(keys: np.ndarray) -> np.ndarray:
     """Position of each element among the earlier elements with the same key (input order)."""
     return pd.Series(keys).groupby(keys, sort=False).cumcount().to_numpy()
@@ -218,7 +203,7 @@ def _fuse_block(model, lists: dict[str, _Lists], fallback: _Lists, weights: dict
         floor = name in TEXT_CHANNELS and cold is not None and cold_scale > 0 and text_weight > 0
         if name == "quality" or cand is None or len(cand.idx) == 0 or (w <= 0 and not floor):
             continue
-        norm = _grouped_rank_scores(cand.query, cand.scores)
+        norm = rank_scores(cand.scores, cand.query)
         idx, query = cand.idx, cand.query
         if w <= 0:
             keep = cold[idx]
@@ -240,7 +225,7 @@ def _fuse_block(model, lists: dict[str, _Lists], fallback: _Lists, weights: dict
         q_parts.append(fq)
         idx_parts.append(fidx)
         val_parts.append(np.zeros(len(fidx), np.float32))
-        norm_parts.append(_grouped_rank_scores(fq, fallback.scores[alone]))
+        norm_parts.append(rank_scores(fallback.scores[alone], fq))
         bit_parts.append(np.full(len(fidx), CHANNEL_NAMES.index("quality"), np.int64))
     if not q_parts:
         return pd.DataFrame(columns=["query", "idx", "score", "bits"])

@@ -57,18 +57,28 @@ def passes_quality(quality: np.ndarray, threshold: float | None, missing_quality
     return np.where(scored, np.nan_to_num(quality, nan=-1.0) >= threshold, missing_quality == "keep")
 
 
-def rank_scores(scores: np.ndarray) -> np.ndarray:
-    """1 / log2(2 + rank) of each score in its list (rank 0 = best; ties share their mean rank), float32."""
-    scores = np.asarray(scores, np.float64)
-    if len(scores) == 0:
+def rank_scores(scores: np.ndarray, query: np.ndarray | None = None) -> np.ndarray:
+    """1 / log2(2 + rank) of each score in its list (rank 0 = best; ties share their mean rank), float32.
+
+    ``query`` (optional, one id per score) holds many lists as long arrays, each ranked on its own:
+    the batched recommendations (recommenders/batch.py) rank a block of seeds in one call.
+    """
+    s = np.asarray(scores, np.float64)
+    if len(s) == 0:
         return np.empty(0, np.float32)
-    order = np.argsort(-scores, kind="stable")
-    ordered = scores[order]
-    new_run = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    starts = np.flatnonzero(new_run)
-    ends = np.concatenate([starts[1:], [len(scores)]])
-    rank = np.empty(len(scores), np.float64)
-    rank[order] = ((starts + ends - 1) / 2.0)[np.cumsum(new_run) - 1]
+    query = np.zeros(len(s), np.int64) if query is None else np.asarray(query)
+    order = np.lexsort((-s, query))  # stable: equal scores keep their input order
+    q_sorted, s_sorted = query[order], s[order]
+    first_of_query = np.concatenate([[True], q_sorted[1:] != q_sorted[:-1]])
+    new_run = first_of_query | np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
+    query_start = np.maximum.accumulate(np.where(first_of_query, np.arange(len(s)), 0))
+    position = np.arange(len(s)) - query_start
+    run_starts = np.flatnonzero(new_run)
+    run_ends = np.concatenate([run_starts[1:], [len(s)]])
+    start_pos = position[run_starts]
+    end_pos = start_pos + (run_ends - run_starts)
+    rank = np.empty(len(s), np.float64)
+    rank[order] = ((start_pos + end_pos - 1) / 2.0)[np.cumsum(new_run) - 1]
     return (1.0 / np.log2(2.0 + rank)).astype(np.float32)
 
 
