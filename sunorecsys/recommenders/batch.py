@@ -32,6 +32,7 @@ from sunorecsys.recommenders.base import NeighbourChannel, best_of, sparse_row_s
 from sunorecsys.recommenders.fusion import (
     CHANNEL_NAMES,
     TEXT_CHANNELS,
+    channel_parts,
     passes_quality,
     pooled_scores,
     rank_scores,
@@ -195,26 +196,12 @@ def _fuse_block(model, lists: dict[str, _Lists], fallback: _Lists, weights: dict
     cold, quality, creators = model.cold_, model.quality_.quality_, model.creators_
     popularity, tiebreak = model.user_.popularity_, model.tiebreak_
     exposure = model.exposure_for("seeds")
-    q_parts, idx_parts, val_parts, bit_parts, norm_parts = [], [], [], [], []
-    text_weight = sum(float(weights.get(c, 0.0)) for c in CHANNEL_NAMES if c != "quality")
-    for bit, name in enumerate(CHANNEL_NAMES):
-        cand = lists.get(name)
-        w = float(weights.get(name, 0.0))
-        floor = name in TEXT_CHANNELS and cold is not None and cold_scale > 0 and text_weight > 0
-        if name == "quality" or cand is None or len(cand.idx) == 0 or (w <= 0 and not floor):
-            continue
-        norm = rank_scores(cand.scores, cand.query)
-        idx, query = cand.idx, cand.query
-        if w <= 0:
-            keep = cold[idx]
-            idx, norm, query = idx[keep], norm[keep], query[keep]
-            if len(idx) == 0:
-                continue
-        q_parts.append(query)
-        idx_parts.append(idx)
-        val_parts.append(norm * w)
-        norm_parts.append(norm)
-        bit_parts.append(np.full(len(idx), bit, np.int64))
+    text_weight, parts = channel_parts(lists, weights, cold=cold, cold_scale=cold_scale)
+    q_parts = [p.query for p in parts]
+    idx_parts = [p.idx for p in parts]
+    val_parts = [p.weighted for p in parts]
+    norm_parts = [p.norm for p in parts]
+    bit_parts = [np.full(len(p.idx), p.bit, np.int64) for p in parts]
     has_list = np.zeros(len(seeds), bool)
     for query in q_parts:
         has_list[query] = True

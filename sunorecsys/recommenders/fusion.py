@@ -29,6 +29,7 @@ Order of operations (each step documented because each one changes what users se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -129,6 +130,44 @@ def pooled_scores(pool: np.ndarray, inv: np.ndarray, val_parts: list, norm_parts
     return score, bits
 
 
+class ChannelPart(NamedTuple):
+    """One channel's say in the fusion: its songs, their rank scores and weighted rank scores."""
+    bit: int  # the channel's position in CHANNEL_NAMES
+    idx: np.ndarray  # song indices
+    norm: np.ndarray  # rank scores (float32)
+    weighted: np.ndarray  # norm * the channel's weight (0 for a text channel heard only for cold songs)
+    query: np.ndarray | None  # the query of each song, for lists of many queries (recommenders/batch.py)
+
+
+def channel_parts(lists: dict, weights: dict[str, float], *, cold: np.ndarray | None,
+                  cold_scale: float) -> tuple[float, list[ChannelPart]]:
+    """Steps 1 and 3 of the fusion: the rank scores of every channel that speaks, and the total weight
+    of the channels other than quality (the scale of the cold-song text floor).
+
+    ``lists`` maps channel names to candidate lists: ``Candidates`` of one query, or lists of many
+    queries that carry a ``query`` array (each ranked on its own).
+    """
+    parts = []
+    text_weight = sum(float(weights.get(c, 0.0)) for c in CHANNEL_NAMES if c != "quality")
+    for bit, name in enumerate(CHANNEL_NAMES):
+        cand = lists.get(name)
+        w = float(weights.get(name, 0.0))
+        floor = name in TEXT_CHANNELS and cold is not None and cold_scale > 0 and text_weight > 0
+        if name == "quality" or cand is None or len(cand.idx) == 0 or (w <= 0 and not floor):
+            continue
+        query = getattr(cand, "query", None)
+        norm = rank_scores(cand.scores, query)
+        idx = cand.idx
+        if w <= 0:  # a text channel the fusion ignores still speaks for cold songs (step 3)
+            keep = cold[idx]
+            idx, norm = idx[keep], norm[keep]
+            query = None if query is None else query[keep]
+            if len(idx) == 0:
+                continue
+        parts.append(ChannelPart(bit, idx, norm, norm * w, query))
+    return text_weight, parts
+
+
 def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np.ndarray,
          quality_votes, creators: np.ndarray, exclude: np.ndarray, rules: FusionRules, n: int,
          fallback: Candidates | None = None, cold: np.ndarray | None = None, cold_scale: float = 0.0,
@@ -140,25 +179,11 @@ def fuse(lists: dict[str, Candidates], weights: dict[str, float], *, quality: np
     among equal scores (``tiebreak_order``; None = song index); ``popularity``: listeners per song,
     used with ``exposure`` (step 4).
     """
-    idx_parts, val_parts, bit_parts, norm_parts = [], [], [], []
-    text_weight = sum(float(weights.get(c, 0.0)) for c in CHANNEL_NAMES if c != "quality")
-    for bit, name in enumerate(CHANNEL_NAMES):
-        cand = lists.get(name)
-        w = float(weights.get(name, 0.0))
-        floor = name in TEXT_CHANNELS and cold is not None and cold_scale > 0 and text_weight > 0
-        if name == "quality" or cand is None or len(cand) == 0 or (w <= 0 and not floor):
-            continue
-        norm = rank_scores(cand.scores)
-        idx = cand.idx
-        if w <= 0:  # a text channel the fusion ignores still speaks for cold songs (step 3)
-            keep = cold[idx]
-            idx, norm = idx[keep], norm[keep]
-            if len(idx) == 0:
-                continue
-        idx_parts.append(idx)
-        val_parts.append(norm * w)
-        norm_parts.append(norm)
-        bit_parts.append(np.full(len(idx), bit, np.int64))
+    text_weight, parts = channel_parts(lists, weights, cold=cold, cold_scale=cold_scale)
+    idx_parts = [p.idx for p in parts]
+    val_parts = [p.weighted for p in parts]
+    norm_parts = [p.norm for p in parts]
+    bit_parts = [np.full(len(p.idx), p.bit, np.int64) for p in parts]
     q_weight = float(weights.get("quality", 0.0))
     if not idx_parts and fallback is not None and len(fallback):
         # only the quality channel speaks (or nothing else found anything): its ranking is the list
