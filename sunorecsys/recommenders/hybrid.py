@@ -577,7 +577,7 @@ class HybridRecommender:
 
     def user_history(self, user_id: str) -> np.ndarray:
         """Song indices a known listener engaged with positively, newest first (empty if unknown)."""
-        pos = self.users_.get_indexer([str(user_id)])[0]
+        pos = self._user_row(user_id)
         if pos < 0:
             return np.empty(0, np.int64)
         return self._history_of_row(int(pos))
@@ -607,6 +607,15 @@ class HybridRecommender:
             memo[key] = channel.candidates(seed_idx, depth, exclude, user_row, seed_weights=seed_weights)
         return memo[key]
 
+    def _user_row(self, user_id) -> int:
+        """The listener's row of ``user_items_``, -1 when unknown (a hash look-up: the evaluation asks
+        thousands of times, and ``get_indexer`` builds arrays for each)."""
+        try:
+            pos = self.users_.get_loc(str(user_id))
+        except KeyError:
+            return -1
+        return int(pos) if isinstance(pos, (int, np.integer)) else int(self.users_.get_indexer([str(user_id)])[0])
+
     def _lists(self, names, seed_idx: np.ndarray, seed_weights: np.ndarray | None, exclude: np.ndarray,
                user_row: int | None, depth: int) -> dict[str, Candidates]:
         channels = self.channels()
@@ -631,7 +640,7 @@ class HybridRecommender:
         exclude = seed_idx
         seed_weights = None
         if user_id is not None:
-            pos = self.users_.get_indexer([str(user_id)])[0]
+            pos = self._user_row(user_id)
             if pos < 0:
                 self.last_unknown_user = str(user_id)
                 warnings.warn(f"user {user_id!r} has no listening history", stacklevel=2)
@@ -643,7 +652,8 @@ class HybridRecommender:
                 seed_weights = np.concatenate([np.ones(len(seed_idx), np.float32),
                                                sizing.recency_weights(len(recent), self.half_life)])
                 seed_idx = np.concatenate([seed_idx, recent])
-        keep = pd.Index(seed_idx).duplicated() == 0
+        keep = np.zeros(len(seed_idx), bool)   # the first time each seed appears
+        keep[np.unique(seed_idx, return_index=True)[1]] = True
         seed_idx = seed_idx[keep].astype(np.int64)
         if seed_weights is not None:
             seed_weights = seed_weights[keep]
