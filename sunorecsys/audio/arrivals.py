@@ -48,7 +48,7 @@ _lock = threading.Lock()
 
 
 def _key(audio_dir: str | Path) -> Path:
-    return Path(audio_dir).absolute()
+    return Path(audio_dir).resolve()  # one key however the root was spelt (relative, via a symlink)
 
 
 @contextlib.contextmanager
