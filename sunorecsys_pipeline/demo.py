@@ -210,12 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           if days else "  no song falls on a partition day")
     ok &= _run(f"{len(days)} days + refit", [*selection, *REFIT_ASSETS] if days else REFIT_ASSETS,
                resources, instance, days=days)
-    finish_catalogue()  # (its audio is all written: the checks above waited for each song's file)
     for day in present:
         try:
             print(f"        {day}  {_day_summary(paths, day)}")
         except FileNotFoundError:
             print(f"        {day}  not scored (see the run's errors above)")
+    finish_catalogue()  # (its audio is all written: the checks above waited for each song's file)
 
     warehouse = paths.warehouse_dir
     print(f"\ntables (Parquet, one file per day): {_show(warehouse)}/<table>/date=YYYY-MM-DD/part-0.parquet")
