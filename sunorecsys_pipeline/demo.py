@@ -1,7 +1,8 @@
 """``make demo``: the whole pipeline on the sample catalogue, without model weights.
 
 Generates the sample catalogue when ``data/raw/`` has none (its audio is synthesised beside the
-ingestion run, which needs only the catalogue file), then materializes every asset in two
+runs: the ingestion needs only the catalogue file and the listening log, and the signal checks take
+each song as its file is written), then materializes every asset in two
 runs (ingestion; then every day with songs as one partition range, scored as one step per asset
 by the single-run backfill policy, followed by the refit) in the Dagster instance of
 ``$DAGSTER_HOME`` (``data/dagster``, set by the Makefile) so the runs show in ``make ui`` afterwards.
@@ -44,23 +45,24 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
-    """Make sure a catalogue is in ``data/raw``; returns ``finish()``, which waits for its audio.
+def _start_catalogue(paths: DataPaths) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Make sure a catalogue is in ``data/raw``; returns ``(written(), finish())``.
 
-    Without one, the sample catalogue is generated on a thread of its own. Its catalogue file is
-    written first (it does not depend on the audio): this returns as soon as it is there, so the
-    ingestion run and Dagster's start-up go on beside the audio synthesis; ``finish()`` waits for
-    the audio and the listening log (the scoring and the refit need them) and re-raises a failure.
+    Without one, the sample catalogue is generated on a thread of its own. Its catalogue file and
+    listening log are written first (they do not depend on the audio): ``written()`` waits for them,
+    so the runs and Dagster's start-up go on beside the audio synthesis, and the signal checks of
+    the run take each song as its file is written (sunorecsys.audio.arrivals: none is found
+    missing for being late). ``finish()`` waits for the rest and re-raises a failure.
     """
     from sunorecsys.catalog.ingest import find_catalogue_files
 
     if paths.raw_dir.exists() and find_catalogue_files(paths.raw_dir):
         print(f"catalogue: using the files in {paths.raw_dir}")
-        return lambda: None
+        return (lambda: None), (lambda: None)
     from sunorecsys.sample.catalogue import generate_sample_catalogue
 
     print(f"catalogue: none in {paths.raw_dir}; generating the sample catalogue "
-          f"(its audio on {available_cores()} threads, beside the ingestion run) ...")
+          f"(its audio on {available_cores()} threads, beside the runs) ...")
     written = threading.Event()
     outcome: dict = {}
 
@@ -74,7 +76,11 @@ def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
 
     thread = threading.Thread(target=generate, name="sample-catalogue", daemon=True)
     thread.start()
-    written.wait()
+
+    def wait_written() -> None:
+        written.wait()
+        if "error" in outcome:
+            finish()
 
     def finish() -> None:
         thread.join()
@@ -82,11 +88,9 @@ def _start_catalogue(paths: DataPaths) -> Callable[[], None]:
             raise RuntimeError("the sample catalogue could not be generated") from outcome["error"]
         sample = outcome["sample"]
         print("  " + sample.summary().replace("\n", "\n  "))
-        print(f"  sample generation: {sample.seconds:.1f} s wall (beside the ingestion run)")
+        print(f"  sample generation: {sample.seconds:.1f} s wall (beside the runs)")
 
-    if "error" in outcome:
-        finish()
-    return finish
+    return wait_written, finish
 
 
 def _show(path) -> str:
@@ -166,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SUNORECSYS_DATA_DIR"] = str(args.data_dir)
     paths = DataPaths.from_env(args.data_dir)
     print(f"data root: {_show(paths.root)}")
-    finish_catalogue = _start_catalogue(paths)
-    # Dagster and the code location load while the sample's audio is synthesised.
+    catalogue_written, finish_catalogue = _start_catalogue(paths)
+    # Dagster and the code location load while the sample is generated.
     import pandas as pd
 
     from sunorecsys_pipeline.jobs import REFIT_ASSETS, scoring_assets
@@ -188,12 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: no weights configured ({variable}), its scoring asset is skipped; "
                   "quality scores come from the signal checks")
 
+    catalogue_written()
     print("\nmaterializing (two runs: ingestion, then every day as one partition range + the refit):")
     ok = _run("raw_songs", ["raw_songs"], resources, instance,
               summary=lambda: f"{len(pd.read_parquet(paths.processed_songs))} songs, "
                               f"{len(pd.read_parquet(paths.rejected_songs))} records rejected")
-    finish_catalogue()  # the audio and the listening log, before anything reads them
     if not ok:
+        finish_catalogue()
         return 1
     songs = pd.read_parquet(paths.processed_songs)
     with_songs = set(songs["created_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d"))
@@ -210,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"        {day}  {_day_summary(paths, day)}")
         except FileNotFoundError:
             print(f"        {day}  not scored (see the run's errors above)")
+    finish_catalogue()  # (its audio is all written: the checks above waited for each song's file)
 
     warehouse = paths.warehouse_dir
     print(f"\ntables (Parquet, one file per day): {_show(warehouse)}/<table>/date=YYYY-MM-DD/part-0.parquet")

@@ -68,6 +68,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from sunorecsys.audio.arrivals import arriving
 from sunorecsys.audio.decode import decode_audio
 from sunorecsys.audio.errors import UNAVAILABLE_REASONS, AudioUnavailable
 from sunorecsys.audio.levels import LevelMeter
@@ -541,13 +542,15 @@ def _run_isolated(jobs: list, indices: list[int], memory_limit_mb: int | None,
 
 
 def _run_pool(jobs: list, workers: int, memory_limit_mb: int | None,
-              deliver: Callable[[int, dict[str, Any]], None]) -> None:
+              deliver: Callable[[int, dict[str, Any]], None],
+              ready: Callable[[dict], object] | None = None) -> None:
     """Check ``jobs`` in ``workers`` spawned processes, a few songs in flight per worker.
 
     A worker that dies (segfault in a decoder, the kernel's OOM killer) breaks the pool: the songs
     that were in flight are retried one by one in a worker of their own (the one that dies again
     gets a ``worker_crashed`` row), then the rest go on in a new pool. Rows are delivered as they
-    finish.
+    finish. ``ready(song)`` is called before a song is handed to the pool (it may block: see
+    :mod:`sunorecsys.audio.arrivals`).
     """
     pending = deque(range(len(jobs)))
     while pending:
@@ -558,6 +561,8 @@ def _run_pool(jobs: list, workers: int, memory_limit_mb: int | None,
                 while pending or in_flight:
                     while pending and len(in_flight) < _IN_FLIGHT_PER_WORKER * workers:
                         index = pending.popleft()
+                        if ready is not None:
+                            ready(jobs[index][0])
                         in_flight[pool.submit(_check_song_job, jobs[index])] = index
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     broken = False
@@ -595,6 +600,9 @@ def run_audio_checks(songs: pd.DataFrame, paths: DataPaths, *, workers: int = 1,
     :func:`_run_pool`). ``on_row(position, row)`` is called as each song finishes (in finishing
     order), so a caller can stream results to disk. ``memory_limit_mb`` (default
     ``$SUNORECSYS_AUDIO_WORKER_MEMORY_MB``) caps each pool worker's address space.
+    While a producer of this process still writes ``paths.audio_dir`` (``make demo``'s sample
+    generator, :mod:`sunorecsys.audio.arrivals`), each song waits until its audio is final, in
+    input order, so a song not written yet is never found missing.
     ``fetch``/``allowed_hosts``/``schemes``/``audio_roots`` go to
     :func:`~sunorecsys.audio.source.resolve_audio_path`.
     """
@@ -615,11 +623,15 @@ def run_audio_checks(songs: pd.DataFrame, paths: DataPaths, *, workers: int = 1,
         if bar is not None:
             bar.update(1)
 
+    arrivals = arriving(paths.audio_dir)
+    ready = None if arrivals is None else (lambda song: arrivals.wait(str(song.get("song_id"))))
     try:
         if workers > 1 and len(jobs) > 1:
-            _run_pool(jobs, min(workers, len(jobs)), memory_limit_mb, deliver)
+            _run_pool(jobs, min(workers, len(jobs)), memory_limit_mb, deliver, ready)
         else:
             for index, job in enumerate(jobs):
+                if ready is not None:
+                    ready(job[0])
                 deliver(index, _check_song_job(job))
     finally:
         if bar is not None:

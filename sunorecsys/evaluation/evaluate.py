@@ -150,6 +150,26 @@ def evaluate_fitted(model, relevant: dict[str, set[str]], *, k: int = 10, thresh
     if baselines:
         for name, lists in baseline_lists(model, users, k).items():
             add(name, lists, False)
+    with model.shared_candidates():  # every variant below asks the same channels the same queries
+        filtered = _fitted_variants(model, users, k, add)
+        sweep_rows = []
+        for t in thresholds:
+            if float(t) == float(model.quality_threshold):
+                lists = filtered   # the same settings as the fusion row above: not asked twice
+            else:
+                lists = run_variant(model.with_settings(use_quality_filter=True, quality_threshold=float(t)), users, k)
+            sweep_rows.append({"quality_threshold": float(t),
+                               **score_lists(lists, relevant, k=k, catalogue=catalogue, quality=quality,
+                                             threshold=threshold, damaged=damaged)})
+    table = pd.DataFrame(rows)
+    table.insert(2, "users", len(users))
+    table.insert(3, "eligible_users", eligible)
+    return table, pd.DataFrame(sweep_rows)
+
+
+def _fitted_variants(model, users: list[str], k: int, add) -> dict[str, list[str]]:
+    """Each channel alone, the fusion without and with the quality filter (``add(name, lists,
+    filtered)`` each); returns the filtered fusion's lists."""
     zero = {f"{c}_weight" if c not in ("content",) else "item_content_weight": 0.0 for c in CHANNEL_NAMES}
     for channel in CHANNEL_NAMES:
         if channel == "ease" and not hasattr(model, "ease_"):
@@ -159,20 +179,7 @@ def evaluate_fitted(model, relevant: dict[str, set[str]], *, k: int = 10, thresh
     add("fusion", run_variant(model.with_settings(use_quality_filter=False), users, k), False)
     filtered = run_variant(model.with_settings(use_quality_filter=True), users, k)
     add("fusion", filtered, True)
-    table = pd.DataFrame(rows)
-    table.insert(2, "users", len(users))
-    table.insert(3, "eligible_users", eligible)
-
-    sweep_rows = []
-    for t in thresholds:
-        if float(t) == float(model.quality_threshold):
-            lists = filtered   # the same settings as the fusion row above: not asked twice
-        else:
-            lists = run_variant(model.with_settings(use_quality_filter=True, quality_threshold=float(t)), users, k)
-        sweep_rows.append({"quality_threshold": float(t),
-                           **score_lists(lists, relevant, k=k, catalogue=catalogue, quality=quality,
-                                         threshold=threshold, damaged=damaged)})
-    return table, pd.DataFrame(sweep_rows)
+    return filtered
 
 
 def compare_to_baselines(protocol: str, per_user: dict[str, np.ndarray], k: int) -> dict:

@@ -72,6 +72,8 @@ class SongIndex:
     def lookup(self, song_ids) -> tuple[np.ndarray, list[str]]:
         """Indices of the known ids (input order kept) and the list of unknown ids."""
         wanted = [str(s) for s in song_ids]
+        if not wanted:  # a listener's query without seeds: no index look-up to pay
+            return np.empty(0, np.int64), []
         pos = self.ids.get_indexer(wanted)
         unknown = [s for s, p in zip(wanted, pos) if p < 0]
         return pos[pos >= 0].astype(np.int64), unknown

@@ -14,12 +14,14 @@ quality_missing, channels, channel_scores``). Seed ids not in the catalogue are 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -643,15 +645,49 @@ class HybridRecommender:
 
     def user_history(self, user_id: str) -> np.ndarray:
         """Song indices a known listener engaged with positively, newest first (empty if unknown)."""
-        pos = self.users_.get_indexer([str(user_id)])[0]
+        pos = self._user_row(user_id)
         if pos < 0:
             return np.empty(0, np.int64)
         return self._history_of_row(int(pos))
 
+    @contextlib.contextmanager
+    def shared_candidates(self) -> Iterator[HybridRecommender]:
+        """Within the block, this model and the copies ``with_settings`` makes of it in the block
+        remember each channel's candidate list per query (seeds, their weights, exclusions,
+        listener, depth): a list depends on the fitted channel alone, never on the weights, the
+        threshold or the filter. The offline evaluation asks each listener about 16 times with
+        other settings: only the fusion differs. The results are the same as without the block.
+        """
+        self._candidate_memo: dict | None = {}
+        try:
+            yield self
+        finally:
+            self._candidate_memo = None
+
+    def _candidates(self, name: str, channel, seed_idx: np.ndarray, depth: int, exclude: np.ndarray,
+                    user_row: int | None = None, seed_weights: np.ndarray | None = None) -> Candidates:
+        memo = getattr(self, "_candidate_memo", None)
+        if memo is None:
+            return channel.candidates(seed_idx, depth, exclude, user_row, seed_weights=seed_weights)
+        key = (name, np.asarray(seed_idx).tobytes(), None if seed_weights is None else seed_weights.tobytes(),
+               np.asarray(exclude).tobytes(), user_row, depth)
+        if key not in memo:
+            memo[key] = channel.candidates(seed_idx, depth, exclude, user_row, seed_weights=seed_weights)
+        return memo[key]
+
+    def _user_row(self, user_id) -> int:
+        """The listener's row of ``user_items_``, -1 when unknown (a hash look-up: the evaluation asks
+        thousands of times, and ``get_indexer`` builds arrays for each)."""
+        try:
+            pos = self.users_.get_loc(str(user_id))
+        except KeyError:
+            return -1
+        return int(pos) if isinstance(pos, (int, np.integer)) else int(self.users_.get_indexer([str(user_id)])[0])
+
     def _lists(self, names, seed_idx: np.ndarray, seed_weights: np.ndarray | None, exclude: np.ndarray,
                user_row: int | None, depth: int) -> dict[str, Candidates]:
         channels = self.channels()
-        return {name: channels[name].candidates(seed_idx, depth, exclude, user_row, seed_weights=seed_weights)
+        return {name: self._candidates(name, channels[name], seed_idx, depth, exclude, user_row, seed_weights)
                 for name in names if name in channels}
 
     def recommend(self, song_ids: list[str] | None = None, n: int = 10, user_id: str | None = None) -> list[dict]:
@@ -672,7 +708,7 @@ class HybridRecommender:
         exclude = seed_idx
         seed_weights = None
         if user_id is not None:
-            pos = self.users_.get_indexer([str(user_id)])[0]
+            pos = self._user_row(user_id)
             if pos < 0:
                 self.last_unknown_user = str(user_id)
                 warnings.warn(f"user {user_id!r} has no listening history", stacklevel=2)
@@ -684,7 +720,8 @@ class HybridRecommender:
                 seed_weights = np.concatenate([np.ones(len(seed_idx), np.float32),
                                                sizing.recency_weights(len(recent), self.half_life)])
                 seed_idx = np.concatenate([seed_idx, recent])
-        keep = pd.Index(seed_idx).duplicated() == 0
+        keep = np.zeros(len(seed_idx), bool)   # the first time each seed appears
+        keep[np.unique(seed_idx, return_index=True)[1]] = True
         seed_idx = seed_idx[keep].astype(np.int64)
         if seed_weights is not None:
             seed_weights = seed_weights[keep]
@@ -705,7 +742,7 @@ class HybridRecommender:
         rows = fuse(lists, weights, quality=self.quality_.quality_, quality_votes=self.quality_.votes,
                     creators=self.creators_, exclude=exclude, rules=rules,
                     n=rows_to_fetch(n, flagged, self.spam_policy),
-                    fallback=self.quality_.candidates(seed_idx, depth, exclude),
+                    fallback=self._candidates("quality", self.quality_, seed_idx, depth, exclude),
                     cold=self.cold_, cold_scale=cold_scale, tiebreak=self.tiebreak_,
                     popularity=self.user_.popularity_, exposure=self.exposure_for(mode))
         rows = demote_flagged(rows, flagged, self.spam_policy, n)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from sunorecsys.audio.arrivals import producing
 from sunorecsys.machine import available_cores
 from sunorecsys.paths import DataPaths
 from sunorecsys.sample import text
@@ -213,6 +214,27 @@ def _render_song(record: dict, genre: str, kind: str | None, seed: np.random.See
     return spec, details, audio_file, heard_s
 
 
+def _heard_seconds(record: dict, kind: str | None, with_audio: bool) -> float:
+    """What a listener hears of a song that is not truncated, as ``_render_song`` finds it: its
+    whole length (the samples of its metadata duration), nothing of a corrupt or missing file."""
+    if kind in ("corrupt", "missing_file"):
+        return 0.0
+    duration = record["metadata"]["duration"]
+    return round(float(duration) * SAMPLE_RATE) / SAMPLE_RATE if with_audio else duration
+
+
+def _write_listening_log(path: Path, listening: list[SongForListening], rng: np.random.Generator,
+                         start: datetime, end: datetime, n_users: int) -> list:
+    """Simulate the listeners and write their log (CSV); returns the events."""
+    events = simulate_listening(listening, rng, start, end, n_users=n_users, genres=tuple(GENRE_SHARES))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["user_id", "song_id", "timestamp", "event", "weight"])
+        for e in events:
+            writer.writerow([e.user_id, e.song_id, e.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"), e.event, e.weight])
+    return events
+
+
 def _render_cohort(cohort: list[CohortSong], seed: int, paths: DataPaths, with_audio: bool,
                    ground_truth: dict[str, dict], listening: list[SongForListening]) -> int:
     """Audio, ground truth and listening entries of the spam cohort; returns the audio files written."""
@@ -255,9 +277,10 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
     synthesise audio (default: the cores this process may run on). ``spam_cohort`` adds the
     songs of ``spam_cohort.py`` (re-uploads, a mass uploader, a text family, 31 s tracks, stuffed tags)
     from their own random stream: the clean songs stay exactly those of the default catalogue.
-    ``on_catalogue_written(path)`` is called once the catalogue file is complete, before the audio
-    and the listening log are made (the catalogue does not depend on them): a caller may ingest it
-    meanwhile, as ``make demo`` does.
+    ``on_catalogue_written(path)`` is called once the catalogue file (and, without a spam cohort,
+    the listening log) is complete, before most of the audio is made: a caller may ingest it
+    meanwhile, and check the audio as it comes, as ``make demo`` does. While the audio is written a
+    reader in this process waits for each song's file (:mod:`sunorecsys.audio.arrivals`).
     """
     workers = workers if workers is not None else available_cores()
     started = time.perf_counter()
@@ -287,53 +310,67 @@ def generate_sample_catalogue(data_root: str | os.PathLike, n_songs: int = 200, 
 
     paths.raw_dir.mkdir(parents=True, exist_ok=True)
     catalogue_file = paths.raw_dir / CATALOGUE_FILE_NAME
-    catalogue_file.write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    if on_catalogue_written is not None:
-        on_catalogue_written(catalogue_file)
-
+    interactions_file = paths.raw_dir / INTERACTIONS_FILE_NAME
     if with_audio:
         paths.audio_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(i, record, song_genres[i], damaged.get(i)) for i, record in enumerate(records)]
 
     def render(job: tuple[int, dict, str, str | None]) -> tuple[SongSpec, dict, str | None, float]:
         i, record, genre, kind = job
-        return _render_song(record, genre, kind, np.random.SeedSequence([seed, 1, i]), paths.audio_dir,
-                            with_audio)
+        out = _render_song(record, genre, kind, np.random.SeedSequence([seed, 1, i]), paths.audio_dir,
+                           with_audio)
+        arrivals.settle(record["id"])
+        return out
 
-    # numpy and libsndfile release the GIL, so threads use both cores without copying audio around;
-    # every song has its own random stream and file, so the result does not depend on scheduling.
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            rendered = list(pool.map(render, jobs))
-    else:
-        rendered = [render(job) for job in jobs]
+    def listening_entry(record: dict, genre: str, kind: str | None, heard_s: float) -> SongForListening:
+        return SongForListening(song_id=record["id"], genre=genre,
+                                created_at=datetime.fromisoformat(record["created_at"]), duration_s=heard_s,
+                                popularity=1.0 + record["play_count"], damaged=kind is not None)
 
-    ground_truth: dict[str, dict] = {}
-    listening: list[SongForListening] = []
-    for (i, record, genre, kind), (spec, details, audio_file, heard_s) in zip(jobs, rendered):
-        duration = record["metadata"]["duration"]
-        ground_truth[record["id"]] = {
-            "damage": kind, "details": details, "genre": genre, "bpm": spec.bpm, "key": spec.key,
-            "mode": spec.mode, "metadata_duration_s": duration, "audio_file": audio_file,
-        }
-        listening.append(SongForListening(
-            song_id=record["id"], genre=genre,
-            created_at=datetime.fromisoformat(record["created_at"]),
-            duration_s=heard_s, popularity=1.0 + record["play_count"], damaged=kind is not None))
-    n_audio = sum(1 for r in rendered if r[2] is not None)
-    if cohort:
-        for gt in ground_truth.values():
-            gt["spam"] = []
-        n_audio += _render_cohort(cohort, seed, paths, with_audio, ground_truth, listening)
-        n_creators += len({c.record["user_id"] for c in cohort})
+    # While the audio is written, readers of this process wait for each song's file instead of
+    # finding it missing (sunorecsys.audio.arrivals: `make demo` checks songs as they are written).
+    with producing(paths.audio_dir) as arrivals, ThreadPoolExecutor(max_workers=workers) as pool:
+        catalogue_file.write_text(json.dumps(written, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        # numpy and libsndfile release the GIL, so threads use both cores without copying audio around;
+        # every song has its own random stream and file, so the result does not depend on scheduling.
+        run = pool.map if workers > 1 else map
+        rendered: dict[int, tuple[SongSpec, dict, str | None, float]] = {}
+        if not cohort:
+            # The listening log before the audio: what a listener hears of a song is known from its
+            # metadata, but for a truncated file (its length is drawn after the synthesis): those
+            # few are made first, the rest of the audio after the log (so a reader of the log and
+            # the catalogue need not wait for the audio). A re-upload's length needs its source's
+            # audio: with a spam cohort the log comes last.
+            early = [job for job in jobs if job[3] == "truncated"]
+            rendered.update(zip((job[0] for job in early), run(render, early)))
+            heard = {i: rendered[i][3] if i in rendered else _heard_seconds(record, kind, with_audio)
+                     for i, record, _, kind in jobs}
+            events = _write_listening_log(
+                interactions_file, [listening_entry(record, genre, kind, heard[i]) for i, record, genre, kind in jobs],
+                users_rng, start, end, n_users)
+        if on_catalogue_written is not None:
+            on_catalogue_written(catalogue_file)
+        late = [job for job in jobs if job[0] not in rendered]
+        rendered.update(zip((job[0] for job in late), run(render, late)))
 
-    events = simulate_listening(listening, users_rng, start, end, n_users=n_users, genres=tuple(GENRE_SHARES))
-    interactions_file = paths.raw_dir / INTERACTIONS_FILE_NAME
-    with interactions_file.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["user_id", "song_id", "timestamp", "event", "weight"])
-        for e in events:
-            writer.writerow([e.user_id, e.song_id, e.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"), e.event, e.weight])
+        ground_truth: dict[str, dict] = {}
+        listening: list[SongForListening] = []
+        for i, record, genre, kind in jobs:
+            spec, details, audio_file, heard_s = rendered[i]
+            if not cohort and heard_s != heard[i]:  # the log above would be wrong: a bug, never a silent one
+                raise RuntimeError(f"song {record['id']}: {heard_s} s heard, {heard[i]} s in the listening log")
+            ground_truth[record["id"]] = {
+                "damage": kind, "details": details, "genre": genre, "bpm": spec.bpm, "key": spec.key,
+                "mode": spec.mode, "metadata_duration_s": record["metadata"]["duration"], "audio_file": audio_file,
+            }
+            listening.append(listening_entry(record, genre, kind, heard_s))
+        n_audio = sum(1 for r in rendered.values() if r[2] is not None)
+        if cohort:
+            for gt in ground_truth.values():
+                gt["spam"] = []
+            n_audio += _render_cohort(cohort, seed, paths, with_audio, ground_truth, listening)
+            n_creators += len({c.record["user_id"] for c in cohort})
+            events = _write_listening_log(interactions_file, listening, users_rng, start, end, n_users)
 
     paths.sample_ground_truth.parent.mkdir(parents=True, exist_ok=True)
     paths.sample_ground_truth.write_text(json.dumps(ground_truth, ensure_ascii=False, indent=2) + "\n",
