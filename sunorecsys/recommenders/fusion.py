@@ -67,17 +67,24 @@ def rank_scores(scores: np.ndarray, query: np.ndarray | None = None) -> np.ndarr
     s = np.asarray(scores, np.float64)
     if len(s) == 0:
         return np.empty(0, np.float32)
-    query = np.zeros(len(s), np.int64) if query is None else np.asarray(query)
-    order = np.lexsort((-s, query))  # stable: equal scores keep their input order
-    q_sorted, s_sorted = query[order], s[order]
-    first_of_query = np.concatenate([[True], q_sorted[1:] != q_sorted[:-1]])
-    new_run = first_of_query | np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
-    query_start = np.maximum.accumulate(np.where(first_of_query, np.arange(len(s)), 0))
-    position = np.arange(len(s)) - query_start
-    run_starts = np.flatnonzero(new_run)
-    run_ends = np.concatenate([run_starts[1:], [len(s)]])
-    start_pos = position[run_starts]
-    end_pos = start_pos + (run_ends - run_starts)
+    if query is None:  # one list (every query of recommend()): the short path
+        order = np.argsort(-s, kind="stable")
+        s_sorted = s[order]
+        new_run = np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
+        start_pos = np.flatnonzero(new_run)
+        end_pos = np.concatenate([start_pos[1:], [len(s)]])
+    else:
+        query = np.asarray(query)
+        order = np.lexsort((-s, query))  # stable: equal scores keep their input order
+        q_sorted, s_sorted = query[order], s[order]
+        first_of_query = np.concatenate([[True], q_sorted[1:] != q_sorted[:-1]])
+        new_run = first_of_query | np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
+        # a run of ties ends where the next run starts; positions count from the query's first song
+        query_start = np.maximum.accumulate(np.where(first_of_query, np.arange(len(s)), 0))
+        run_starts = np.flatnonzero(new_run)
+        run_ends = np.concatenate([run_starts[1:], [len(s)]])
+        start_pos = run_starts - query_start[run_starts]
+        end_pos = start_pos + (run_ends - run_starts)
     rank = np.empty(len(s), np.float64)
     rank[order] = ((start_pos + end_pos - 1) / 2.0)[np.cumsum(new_run) - 1]
     return (1.0 / np.log2(2.0 + rank)).astype(np.float32)
