@@ -26,8 +26,9 @@ def pipeline(sample_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(pipeline, tmp_path_factory):
     plot = tmp_path_factory.mktemp("evaluation") / "tradeoff.png"
+    # workers=2: the second protocol in a spawned worker (compared with one process below)
     return evaluate_recommender(pipeline.songs, pipeline.interactions, pipeline.quality,
-                                damaged_song_ids=pipeline.damaged, plot_path=plot)
+                                damaged_song_ids=pipeline.damaged, plot_path=plot, workers=2)
 
 
 def test_evaluation_table_fusion_beats_every_single_channel(report):
@@ -156,3 +157,18 @@ def test_a_bounded_sample_of_listeners_is_judged_and_said_so(pipeline, report):
     # the sweep at the model's own threshold is the filtered fusion's row (asked once, same lists)
     fused = table[(table["variant"] == "fusion") & table["quality_filter"]].iloc[0]
     assert sampled.sweep.iloc[0]["ndcg@10"] == fused["ndcg@10"]
+
+
+def test_protocols_judged_in_worker_processes_give_the_same_report(pipeline, report):
+    """The fixture's report judged its second protocol in a spawned worker; all in this process,
+    every table, comparison and detail is the same."""
+    here = evaluate_recommender(pipeline.songs, pipeline.interactions, pipeline.quality,
+                                damaged_song_ids=pipeline.damaged, workers=1)
+    assert list(here.tables) == list(report.tables) == ["temporal", "leave_last_k"]
+    for protocol in here.tables:
+        pd.testing.assert_frame_equal(here.tables[protocol], report.tables[protocol])
+    pd.testing.assert_frame_equal(here.sweep, report.sweep)
+    pd.testing.assert_frame_equal(here.comparisons, report.comparisons)
+    assert here.details["judged_users"] == report.details["judged_users"]
+    assert here.details["leave_last_k"] == report.details["leave_last_k"]
+    assert here.split_time == report.split_time and here.n_users == report.n_users

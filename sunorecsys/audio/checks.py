@@ -54,13 +54,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
-import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +71,7 @@ from sunorecsys.audio.errors import UNAVAILABLE_REASONS, AudioUnavailable
 from sunorecsys.audio.levels import LevelMeter
 from sunorecsys.audio.measures import signal_measures
 from sunorecsys.audio.source import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_SCHEMES, resolve_audio_path
-from sunorecsys.machine import available_cores
+from sunorecsys.machine import available_cores, spawn_pool
 from sunorecsys.paths import DataPaths
 
 # /3: the /2 detectors (briefly on main, then reverted) with the noise floor below the content's
@@ -485,42 +482,10 @@ def _crashed_row(job: tuple[dict, str, dict], detail: str) -> dict[str, Any]:
     return failed_row(song.get("song_id"), WORKER_CRASHED, detail, _number(song.get("duration_s")))
 
 
-def _worker_ready() -> None:
-    """A no-op task: submitting one per worker starts the workers at once (see :func:`_start_pool`)."""
-
-
-@contextlib.contextmanager
-def _bare_main() -> Iterator[None]:
-    """While workers start, ``__main__`` is an empty module, so they do not import the parent's.
-
-    A spawned worker re-imports the parent's main module before its first task (multiprocessing's
-    "safe importing of main module"): under ``python -m sunorecsys_pipeline.demo`` or Dagster's
-    command line that is Dagster and the whole code location, about as much again as the worker's
-    own imports. The tasks are functions of this module, never of ``__main__``, so the workers need
-    none of it.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is None:
-            del sys.modules["__main__"]
-        else:
-            sys.modules["__main__"] = main
-
-
 @contextlib.contextmanager
 def _start_pool(workers: int, memory_limit_mb: int | None) -> Iterator[ProcessPoolExecutor]:
-    """A pool of ``workers`` spawned processes (safe beside threads in the parent, e.g. torch's),
-    all started here, with the parent's ``__main__`` out of sight (:func:`_bare_main`)."""
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(memory_limit_mb,)) as pool:
-        with _bare_main():
-            # The executor starts one process per submit until it has ``workers`` (all of them
-            # in this thread, here): none is started later, when __main__ is back.
-            for _ in range(workers):
-                pool.submit(_worker_ready)  # not waited for: the real tasks queue behind them
+    """A pool of ``workers`` spawned signal-check workers, each under its memory limit."""
+    with spawn_pool(workers, _worker_init, (memory_limit_mb,)) as pool:
         yield pool
 
 

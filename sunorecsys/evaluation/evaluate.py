@@ -38,6 +38,7 @@ from sunorecsys.evaluation.metrics import (
     recall_at_k,
 )
 from sunorecsys.evaluation.split import relevant_after_split, temporal_split
+from sunorecsys.machine import available_cores, spawn_pool
 from sunorecsys.recommenders.fusion import CHANNEL_NAMES
 
 DEFAULT_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -196,13 +197,48 @@ def compare_to_baselines(protocol: str, per_user: dict[str, np.ndarray], k: int)
             "fusion_loses": bool(high < 0)}
 
 
+def _protocol_report(protocol: str, songs_df: pd.DataFrame, interactions: pd.DataFrame, quality_scores, *,
+                     quality_scores_file, k: int, test_fraction: float, split_time, thresholds, params: dict | None,
+                     damaged: set[str] | None, leave_k: int, min_train: int, baselines: bool,
+                     max_users: int | None) -> dict:
+    """One protocol of :func:`evaluate_recommender`: split, fit, judge. A dict of plain values, so a
+    worker process can return it."""
+    from sunorecsys.evaluation.protocols import leave_last_k
+    from sunorecsys.recommenders.hybrid import HybridRecommender
+
+    out: dict = {"details": {}, "split_at": None}
+    if protocol == "temporal":
+        split = temporal_split(interactions, test_fraction=test_fraction, split_time=split_time)
+        train, relevant = split.train, relevant_after_split(split)
+        out["split_at"] = split.split_time
+        out["details"].update(train_events=len(split.train), test_events=len(split.test))
+    elif protocol == "leave_last_k":
+        held = leave_last_k(interactions, k=leave_k, min_train=min_train)
+        train, relevant = held.train, {u: set(s) for u, s in held.test.items()}
+        out["details"]["leave_last_k"] = {"k": leave_k, "min_train": min_train, "judged_users": len(held.test),
+                                          "train_events": len(held.train)}
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    model = HybridRecommender(**(params or {})).fit(songs_df, quality_scores_file=quality_scores_file,
+                                                    interactions=train, quality_scores=quality_scores)
+    per_user: dict[str, np.ndarray] = {}
+    table, sweep = evaluate_fitted(model, relevant, k=k, thresholds=thresholds, damaged=damaged,
+                                   baselines=baselines, per_user=per_user, max_users=max_users)
+    if len(table):
+        out["judged_users"] = {"judged": int(table["users"].iloc[0]), "eligible": int(table["eligible_users"].iloc[0])}
+    table.insert(0, "protocol", protocol)
+    out.update(table=table, sweep=sweep, comparison=compare_to_baselines(protocol, per_user, k),
+               fit_stats=model.fit_stats_, params=model.get_params())
+    return out
+
+
 def evaluate_recommender(songs_df: pd.DataFrame, interactions: pd.DataFrame, quality_scores=None, *,
                          quality_scores_file: str | os.PathLike | None = None, k: int = 10,
                          test_fraction: float = 0.2, split_time=None, thresholds=DEFAULT_THRESHOLDS,
                          params: dict | None = None, damaged_song_ids=None,
                          plot_path: str | os.PathLike | None = None, protocols=PROTOCOLS,
                          leave_k: int = 5, min_train: int = 3, baselines: bool = True,
-                         max_users: int | None = DEFAULT_MAX_USERS) -> EvaluationReport:
+                         max_users: int | None = DEFAULT_MAX_USERS, workers: int | None = None) -> EvaluationReport:
     """Fit a ``HybridRecommender(**params)`` per protocol on its training log and score the held-out songs.
 
     ``quality_scores``: DataFrame (``song_id, quality_score``) or mapping, and/or a guide-format
@@ -211,40 +247,43 @@ def evaluate_recommender(songs_df: pd.DataFrame, interactions: pd.DataFrame, qua
     protocol's table (temporal by default), ``report.tables`` every protocol's. ``max_users``
     bounds the judged listeners per protocol (a seeded random sample; None = every one): the cost of
     an evaluation stays bounded as the log grows, and ``details["judged_users"]`` says how many of
-    how many were judged.
+    how many were judged. ``workers``: processes judging protocols at once (None = one per protocol
+    up to the cores this process may use; 1 = all in this process). The protocols are independent
+    and seeded: the report is the same for any number of workers.
     """
-    from sunorecsys.evaluation.protocols import leave_last_k
-    from sunorecsys.recommenders.hybrid import HybridRecommender
-
+    protocols = tuple(protocols)
+    for protocol in protocols:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     damaged = set(map(str, damaged_song_ids)) if damaged_song_ids is not None else None
+    common = {"quality_scores_file": quality_scores_file, "k": k, "test_fraction": test_fraction,
+              "split_time": split_time, "thresholds": thresholds, "params": params, "damaged": damaged,
+              "leave_k": leave_k, "min_train": min_train, "baselines": baselines, "max_users": max_users}
+    workers = min(len(protocols), available_cores()) if workers is None else max(1, min(workers, len(protocols)))
+    if workers > 1:
+        # the first protocol here, the others in spawned workers meanwhile (the refit's tail of the
+        # nightly run and of `make demo` would otherwise leave the second core idle)
+        with spawn_pool(workers - 1) as pool:
+            later = [pool.submit(_protocol_report, p, songs_df, interactions, quality_scores, **common)
+                     for p in protocols[1:]]
+            results = [_protocol_report(protocols[0], songs_df, interactions, quality_scores, **common)]
+            results += [f.result() for f in later]
+    else:
+        results = [_protocol_report(p, songs_df, interactions, quality_scores, **common) for p in protocols]
+
     tables, sweeps, comparisons, details = {}, {}, [], {}
     split_at, first_users = None, 0
-    for protocol in protocols:
-        if protocol == "temporal":
-            split = temporal_split(interactions, test_fraction=test_fraction, split_time=split_time)
-            train, relevant = split.train, relevant_after_split(split)
-            split_at = split.split_time
-            details["train_events"], details["test_events"] = len(split.train), len(split.test)
-        elif protocol == "leave_last_k":
-            held = leave_last_k(interactions, k=leave_k, min_train=min_train)
-            train, relevant = held.train, {u: set(s) for u, s in held.test.items()}
-            details["leave_last_k"] = {"k": leave_k, "min_train": min_train, "judged_users": len(held.test),
-                                       "train_events": len(held.train)}
-        else:
-            raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
-        model = HybridRecommender(**(params or {})).fit(songs_df, quality_scores_file=quality_scores_file,
-                                                        interactions=train, quality_scores=quality_scores)
-        per_user: dict[str, np.ndarray] = {}
-        table, sweep = evaluate_fitted(model, relevant, k=k, thresholds=thresholds, damaged=damaged,
-                                       baselines=baselines, per_user=per_user, max_users=max_users)
-        if len(table):
-            details.setdefault("judged_users", {})[protocol] = {
-                "judged": int(table["users"].iloc[0]), "eligible": int(table["eligible_users"].iloc[0])}
-        table.insert(0, "protocol", protocol)
-        tables[protocol], sweeps[protocol] = table, sweep
-        comparisons.append(compare_to_baselines(protocol, per_user, k))
-        details.setdefault("fit_stats", {})[protocol] = model.fit_stats_
-        details.setdefault("params", model.get_params())
+    for protocol, result in zip(protocols, results):
+        details.update(result["details"])
+        if result["split_at"] is not None:
+            split_at = result["split_at"]
+        if "judged_users" in result:
+            details.setdefault("judged_users", {})[protocol] = result["judged_users"]
+        table = result["table"]
+        tables[protocol], sweeps[protocol] = table, result["sweep"]
+        comparisons.append(result["comparison"])
+        details.setdefault("fit_stats", {})[protocol] = result["fit_stats"]
+        details.setdefault("params", result["params"])
         if not first_users and len(table):
             first_users = int(table["users"].iloc[0])
     primary = protocols[0]
