@@ -17,7 +17,6 @@ import re
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from sunorecsys.recommenders.base import Candidates, best_of, csr_from_arrays, csr_to_arrays, sparse_row_sum
 
@@ -51,6 +50,9 @@ def _pruned_tfidf(counts: sp.csr_matrix, max_df: float, min_df: int, max_feature
     block.data = 1.0 + np.log(block.data)                           # sublinear tf
     idf = np.log((1.0 + n_docs) / (1.0 + df[cols])) + 1.0           # smooth idf
     block = sp.csr_matrix(block @ sp.diags(idf), dtype=np.float64)
+    # imported here: loading a fitted model and answering queries need no sklearn (~1 s of imports)
+    from sklearn.preprocessing import normalize
+
     return normalize(block, norm="l2", copy=False).astype(np.float32)
 
 
@@ -90,6 +92,8 @@ def tfidf_matrix(texts: list[str], *, char_ngrams: tuple[int, int] = (3, 5), max
         # every song shares the same text (or has none): the text tells songs apart by nothing, so the
         # channel has no terms and proposes nothing (sklearn's normalize refuses a 0-column matrix)
         return matrix
+    from sklearn.preprocessing import normalize
+
     return normalize(matrix, norm="l2", copy=False).astype(np.float32)
 
 
