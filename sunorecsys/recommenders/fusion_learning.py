@@ -268,6 +268,11 @@ def search_weights(f: Features, *, learn: list[str] | None = None, fixed: dict[s
                           round(with_cold, 5), {c: round(v, 5) for c, v in single.items()}, best_single)
 
 
+def exposure_key(exposure: float) -> str:
+    """The key of a discount in ``LearnedExposure``'s tables ("0" for none, else ``str(exposure)``)."""
+    return str(exposure) if exposure else "0"
+
+
 @dataclass
 class LearnedExposure:
     exposure: float                  # the popularity discount chosen (0 = none)
@@ -275,6 +280,11 @@ class LearnedExposure:
     by_exposure: dict[str, float]    # validation NDCG@10 of each discount tried
     coverage: dict[str, float]       # validation coverage@10 of each discount tried (when n_songs is given)
     feasible: bool = True            # False: even no discount is below the allowed NDCG@10
+
+    @property
+    def chosen_coverage(self) -> float | None:
+        """Validation coverage@10 with the chosen discount (None when it was not measured)."""
+        return self.coverage.get(exposure_key(self.exposure))
 
 
 def search_exposure(f: Features, weights: dict[str, float], quality_weight: float, cold_scale: float,
@@ -311,17 +321,17 @@ def search_exposure(f: Features, weights: dict[str, float], quality_weight: floa
     def cov(e: float) -> float:
         return round(coverage(full, w, n_songs, quality_weight, cold_scale, e), 5) if n_songs else float("nan")
 
-    chosen, value, table, covered = 0.0, base, {"0": round(base, 5)}, {"0": cov(0.0)}
+    chosen, value, table, covered = 0.0, base, {exposure_key(0.0): round(base, 5)}, {exposure_key(0.0): cov(0.0)}
     if base < allowed - 1e-12:
         return LearnedExposure(0.0, round(base, 5), table, covered, feasible=False)
     if budget <= 0 or f.popularity is None:
         return LearnedExposure(0.0, round(base, 5), table, covered)
     for e in EXPOSURE_GRID:
         v = ndcg(f, w, quality_weight, cold_scale, e)
-        table[str(e)] = round(v, 5)
+        table[exposure_key(e)] = round(v, 5)
         if v < allowed:
             break
-        covered[str(e)] = cov(e)
+        covered[exposure_key(e)] = cov(e)
         chosen, value = e, v
     return LearnedExposure(chosen, round(value, 5), table, covered)
 

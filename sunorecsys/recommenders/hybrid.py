@@ -35,6 +35,7 @@ from sunorecsys.recommenders.fusion_learning import (
     LearnedExposure,
     build_features,
     coverage,
+    exposure_key,
     holdout_split,
     ndcg,
     sample_listeners,
@@ -559,13 +560,12 @@ class HybridRecommender:
                     value = ndcg(useful_rows(f), w, result.quality_weight, result.cold_scale, e)
                     allowed = max((1.0 - budget) * reference[mode], floor[(*variant, mode)])
                     cov = round(coverage(f, w, n_songs, result.quality_weight, result.cold_scale, e), 5)
-                    key = str(e) if e else "0"              # the tables' key of no discount is "0"
+                    key = exposure_key(e)
                     exp = LearnedExposure(e, round(value, 5), {key: round(value, 5)}, {key: cov},
                                           feasible=value >= allowed - 1e-12)
                 per_mode[mode] = (result, exp)
             feasible = all(exp.feasible for _, exp in per_mode.values())
-            mean_cov = float(np.mean([exp.coverage[str(exp.exposure) if exp.exposure else "0"]
-                                      for _, exp in per_mode.values()]))
+            mean_cov = float(np.mean([exp.chosen_coverage for _, exp in per_mode.values()]))
             outcome[variant] = (feasible, mean_cov, per_mode)
         # the start: no hubness, the most accurate beta (mean plain validation NDCG@10 of both kinds);
         # it stands even when nothing fits the budget (it is the reference itself)
@@ -595,7 +595,7 @@ class HybridRecommender:
             learned["single_channel_ndcg@10"][mode] = result.single
             learned["cold_scale_by_mode"][mode] = result.cold_scale
             learned["validation_ndcg@10"][mode] = exp.ndcg
-            learned["validation_coverage@10"][mode] = exp.coverage.get(str(exp.exposure) if exp.exposure else "0")
+            learned["validation_coverage@10"][mode] = exp.chosen_coverage
             if learn_exposure:
                 learned.setdefault("exposure", {})[mode] = exp.exposure
                 learned.setdefault("exposure_ndcg@10", {})[mode] = exp.by_exposure
