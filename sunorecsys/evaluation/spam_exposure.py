@@ -22,11 +22,11 @@ def spam_exposure(model, seed_song_ids: list[str] | None = None, user_ids: list[
     ids = model.songs_.ids.astype(str)
     is_flagged = dict(zip(ids, flagged))
     seeds = [str(s) for s in (seed_song_ids or [])]
+    users = list(user_ids or [])
     # seed queries in blocks (the same lists as one recommend() each); listeners one by one
     shown = recommend_seeds(unfiltered, seeds, k)["song_id"].tolist() if seeds else []
-    queries = [{"song_ids": [s]} for s in seeds] + [{"user_id": u} for u in (user_ids or [])]
-    for user in user_ids or []:
+    for user in users:
         shown += [r["song_id"] for r in unfiltered.recommend(n=k, user_id=user)]
     hits = [s for s in shown if is_flagged.get(s, False)]
-    return {"lists": len(queries), "recommendations": len(shown), "flagged_recommendations": len(hits),
+    return {"lists": len(seeds) + len(users), "recommendations": len(shown), "flagged_recommendations": len(hits),
             "flagged_songs": len(set(hits)), "share": round(len(hits) / len(shown), 4) if shown else 0.0}
