@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from sunorecsys.machine import available_cores
 
-# Dagster, pandas and the code location are imported inside the functions: the signal checks' spawned
-# workers import this module again as their "__mp_main__" (multiprocessing's safe-import rule), and
-# `python -m sunorecsys_pipeline.demo --help` should not wait for Dagster either.
+# Dagster, pandas and the code location are imported inside the functions, so that
+# `python -m sunorecsys_pipeline.demo --help` does not wait for them (spawned workers no longer
+# re-import this module: machine.spawn_pool hides __main__ while they start).
 if TYPE_CHECKING:
     import dagster as dg
     import pandas as pd
